@@ -1,0 +1,60 @@
+"""Command line: ``python -m duplexlambda info`` (more commands join as they are built)."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from collections.abc import Sequence
+
+
+def info_lines() -> list[str]:
+    """What ``duplexlambda info`` prints: version, codec IMPL, event loop, Python."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from duplexlambda import __version__
+    from duplexlambda.protocol import chunked
+
+    try:
+        loop = f"uvloop {version('uvloop')}"
+    except PackageNotFoundError:
+        loop = "asyncio"
+    codec = chunked.IMPL
+    if chunked.IMPORT_ERROR:
+        codec += f" (C twin not in use: {chunked.IMPORT_ERROR})"
+    return [
+        f"duplexlambda {__version__}",
+        f"codec IMPL: {codec}",
+        f"event loop: {loop}",
+        f"python: {platform.python_implementation()} {platform.python_version()}"
+        f" ({sys.platform}, {platform.machine()})",
+    ]
+
+
+def _cmd_info(_args: argparse.Namespace) -> int:
+    print("\n".join(info_lines()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="duplexlambda",
+        description="asyncio custom runtime for AWS Lambda, streamed both ways",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    info = sub.add_parser(
+        "info", help="print version, codec implementation, event loop and Python version"
+    )
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``duplexlambda`` and ``python -m duplexlambda``."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

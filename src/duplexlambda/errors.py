@@ -1,0 +1,152 @@
+"""The one exception tree of duplexlambda.
+
+Protocol errors split by who broke the protocol (as h11 does): ``LocalProtocolError`` when we
+were asked to send something invalid, ``RemoteProtocolError`` when the peer sent it. Stream
+errors follow trio's Busy / Closed / Broken resource errors. Classes whose instances reach the
+Lambda service carry the ``error_type`` string it expects.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class DuplexLambdaError(Exception):
+    """Root of every exception raised by duplexlambda."""
+
+    error_type: ClassVar[str] = "Runtime.Unknown"
+
+
+class ProtocolError(DuplexLambdaError):
+    """A message broke the HTTP or Runtime API protocol."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to send something the protocol does not allow."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol does not allow."""
+
+
+# --- chunked transfer coding (RFC 9112 section 7.1) ----------------------------------------
+
+
+class ChunkedEncodingError(RemoteProtocolError):
+    """Malformed chunked body. ``code`` is the C codec's status (``DL_E_*``, negative)."""
+
+    code: ClassVar[int] = 0
+
+    def __init__(self, message: str, data: list[memoryview] | None = None) -> None:
+        super().__init__(message)
+        #: data decoded by the failing ``feed()`` call before the bad byte: nothing is lost.
+        self.data: list[memoryview] = data if data is not None else []
+
+
+class BadChunkSizeError(ChunkedEncodingError):
+    """The chunk-size is not 1*HEXDIG, or is followed by something other than BWS / ``;``."""
+
+    code = -1
+
+
+class ChunkSizeOverflowError(ChunkedEncodingError):
+    """A chunk-size of more than 16 hex digits, or of 2**63 or more."""
+
+    code = -2
+
+
+class LineTooLongError(ChunkedEncodingError):
+    """A chunk-size line or trailer line longer than the limit."""
+
+    code = -3
+
+
+class BadLineEndingError(ChunkedEncodingError):
+    """A line, or a chunk's data, not followed by CRLF."""
+
+    code = -4
+
+
+class BadChunkExtensionError(ChunkedEncodingError):
+    """A control character inside a chunk extension."""
+
+    code = -5
+
+
+class BadTrailerError(ChunkedEncodingError):
+    """A trailer line that is not ``field-name ":" OWS field-value OWS``."""
+
+    code = -6
+
+
+class TrailersTooLargeError(ChunkedEncodingError):
+    """More trailer fields, or trailer bytes, than the limits allow."""
+
+    code = -7
+
+
+class DataAfterEndError(ChunkedEncodingError):
+    """Bytes were fed after the chunked body had ended."""
+
+    code = -8
+
+
+class TruncatedBodyError(ChunkedEncodingError):
+    """The input ended (EOF) before the terminating last-chunk and CRLF."""
+
+    code = -9
+
+
+CHUNKED_ERRORS: dict[int, type[ChunkedEncodingError]] = {
+    cls.code: cls
+    for cls in (
+        BadChunkSizeError,
+        ChunkSizeOverflowError,
+        LineTooLongError,
+        BadLineEndingError,
+        BadChunkExtensionError,
+        BadTrailerError,
+        TrailersTooLargeError,
+        DataAfterEndError,
+        TruncatedBodyError,
+    )
+}
+
+CHUNKED_MESSAGES: dict[int, str] = {
+    -1: "invalid chunk-size (expected hex digits)",
+    -2: "chunk-size overflow (more than 16 hex digits, or 2**63 or more)",
+    -3: "chunk-size or trailer line too long",
+    -4: "missing CRLF",
+    -5: "control character in chunk extension",
+    -6: "malformed trailer field",
+    -7: "too many trailer fields or trailer bytes",
+    -8: "data after the end of the chunked body",
+    -9: "chunked body truncated before its last-chunk",
+}
+
+
+def chunked_error(code: int, data: list[memoryview] | None = None) -> ChunkedEncodingError:
+    """Build the exception for a decoder status code (shared by the C and Python twins)."""
+    return CHUNKED_ERRORS[code](CHUNKED_MESSAGES[code], data)
+
+
+# --- the JSON + 8 x NUL prelude ---------------------------------------------------------------
+
+
+class PreludeError(RemoteProtocolError):
+    """A prelude that is too large, not a JSON object, or not followed by 8 NUL bytes."""
+
+
+# --- streams (trio's resource errors) ---------------------------------------------------------
+
+
+class BusyResourceError(DuplexLambdaError):
+    """Another task is already reading (or writing) this stream."""
+
+
+class ClosedResourceError(DuplexLambdaError):
+    """The stream was closed by this side; it cannot be used any more."""
+
+
+class BrokenResourceError(DuplexLambdaError):
+    """The stream broke because of the peer or the network (connection reset, hang-up)."""
