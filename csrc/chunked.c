@@ -8,7 +8,8 @@
  *   trailer-section= *( field-name ":" OWS field-value OWS CRLF )
  *
  * Deliberate strictness (request smuggling hygiene, as h11 and llhttp in strict mode):
- * CRLF only (no bare LF), no obs-fold in trailers, no whitespace before the size. Trailing
+ * CRLF only (a bare LF anywhere is DL_E_BAD_CRLF), no obs-fold in trailers, no whitespace
+ * before the size. Trailing
  * whitespace after the size is tolerated because RFC 9112 7.1.1 allows BWS before ";".
  */
 #include "chunked.h"
@@ -139,12 +140,14 @@ static int step_line(dl_decoder *d, unsigned char c) {
     case S_SIZE:
     case S_SIZE_BWS:
         if (c == '\r') { d->state = S_SIZE_LF; return 0; }
+        if (c == '\n') return fail(d, DL_E_BAD_CRLF);
         if (++d->line_len > DL_MAX_LINE) return fail(d, DL_E_LINE_TOO_LONG);
         if (is_ows(c)) { d->state = S_SIZE_BWS; return 0; }
         if (c == ';') { d->state = S_EXT; return 0; }
         return fail(d, DL_E_BAD_SIZE);
     case S_EXT:
         if (c == '\r') { d->state = S_SIZE_LF; return 0; }
+        if (c == '\n') return fail(d, DL_E_BAD_CRLF);
         if (++d->line_len > DL_MAX_LINE) return fail(d, DL_E_LINE_TOO_LONG);
         return is_ctl(c) ? fail(d, DL_E_BAD_EXTENSION) : 0;
     case S_SIZE_LF:
@@ -162,6 +165,7 @@ static int step_line(dl_decoder *d, unsigned char c) {
         return 0;
     case S_TRAILER_START:
         if (c == '\r') { d->state = S_END_LF; return 0; }
+        if (c == '\n') return fail(d, DL_E_BAD_CRLF);
         d->line_len = 1;
         if (!is_tchar(c)) return fail(d, DL_E_BAD_TRAILER);
         if (d->n_trailers == DL_MAX_TRAILERS) return fail(d, DL_E_TRAILERS_TOO_LARGE);
@@ -169,6 +173,7 @@ static int step_line(dl_decoder *d, unsigned char c) {
         d->state = S_TNAME;
         return store(d, c);
     case S_TNAME:
+        if (c == '\n') return fail(d, DL_E_BAD_CRLF);
         if (++d->line_len > DL_MAX_LINE) return fail(d, DL_E_LINE_TOO_LONG);
         if (c == ':') {
             dl_field *f = &d->fields[d->n_trailers];
@@ -181,6 +186,7 @@ static int step_line(dl_decoder *d, unsigned char c) {
     case S_TVALUE_OWS:
     case S_TVALUE:
         if (c == '\r') { d->state = S_TLF; return 0; }
+        if (c == '\n') return fail(d, DL_E_BAD_CRLF);
         if (++d->line_len > DL_MAX_LINE) return fail(d, DL_E_LINE_TOO_LONG);
         if (is_ows(c)) return d->state == S_TVALUE_OWS ? 0 : store(d, c);
         if (!is_vchar(c)) return fail(d, DL_E_BAD_TRAILER);

@@ -210,6 +210,8 @@ class ChunkDecoder:
             if c == _CR:
                 self._state = S_SIZE_LF
                 return
+            if c == _LF:
+                raise _Failed(E_BAD_CRLF)
             self._count()
             if c in _OWS:
                 self._state = S_SIZE_BWS
@@ -221,6 +223,8 @@ class ChunkDecoder:
             if c == _CR:
                 self._state = S_SIZE_LF
                 return
+            if c == _LF:
+                raise _Failed(E_BAD_CRLF)
             self._count()
             if _is_ctl(c):
                 raise _Failed(E_BAD_EXTENSION)
@@ -247,6 +251,8 @@ class ChunkDecoder:
             if c == _CR:
                 self._state = S_END_LF
                 return
+            if c == _LF:
+                raise _Failed(E_BAD_CRLF)
             self._line_len = 1
             if c not in _TCHAR:
                 raise _Failed(E_BAD_TRAILER)
@@ -256,6 +262,8 @@ class ChunkDecoder:
             self._state = S_TNAME
             self._store(c)
         elif state == S_TNAME:
+            if c == _LF:
+                raise _Failed(E_BAD_CRLF)
             self._count()
             if c == _COLON:
                 self._value_off = self._value_end = len(self._tbuf)
@@ -268,6 +276,8 @@ class ChunkDecoder:
             if c == _CR:
                 self._state = S_TLF
                 return
+            if c == _LF:
+                raise _Failed(E_BAD_CRLF)
             self._count()
             if c in _OWS:
                 if state == S_TVALUE:
