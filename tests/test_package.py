@@ -71,7 +71,9 @@ def test_info_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0].startswith("duplexlambda ")
     assert lines[1].startswith(f"codec IMPL: {chunked.IMPL}")
     assert lines[2].startswith("event loop: ")
-    assert lines[3].startswith(f"python: {platform.python_implementation()} {platform.python_version()}")
+    assert lines[3].startswith(
+        f"python: {platform.python_implementation()} {platform.python_version()}"
+    )
 
 
 def test_info_via_python_m() -> None:

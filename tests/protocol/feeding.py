@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from duplexlambda.errors import ChunkedEncodingError
@@ -56,4 +57,4 @@ def byte_by_byte(cls: type[ChunkDecoder], body: bytes) -> Outcome:
 
 def split_at(cls: type[ChunkDecoder], body: bytes, cuts: list[int]) -> Outcome:
     bounds = [0, *sorted(c for c in cuts if 0 < c < len(body)), len(body)]
-    return decode(cls, [body[a:b] for a, b in zip(bounds, bounds[1:], strict=False)])
+    return decode(cls, [body[a:b] for a, b in itertools.pairwise(bounds)])

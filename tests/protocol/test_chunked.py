@@ -211,7 +211,11 @@ def test_limits_exactly_at_the_edge(decoder_cls: type[ChunkDecoder]) -> None:
     size_line = b"1;" + b"e" * 8190 + b"\r\n"  # 8192 bytes before CRLF
     trailer = b"A: " + b"v" * 8189 + b"\r\n"  # 8192 bytes before CRLF
     many = b"".join(b"t%d: v\r\n" % i for i in range(64))
-    for body in (size_line + b"x\r\n0\r\n\r\n", b"0\r\n" + trailer + b"\r\n", b"0\r\n" + many + b"\r\n"):
+    for body in (
+        size_line + b"x\r\n0\r\n\r\n",
+        b"0\r\n" + trailer + b"\r\n",
+        b"0\r\n" + many + b"\r\n",
+    ):
         assert all_at_once(decoder_cls, body).error is None
         assert byte_by_byte(decoder_cls, body).error is None
 
@@ -361,7 +365,9 @@ def test_encoder_rejects_bad_trailers(
     assert enc.end() == b"0\r\n\r\n"
 
 
-def test_encoder_round_trip(encoder_cls: type[ChunkEncoder], decoder_cls: type[ChunkDecoder]) -> None:
+def test_encoder_round_trip(
+    encoder_cls: type[ChunkEncoder], decoder_cls: type[ChunkDecoder]
+) -> None:
     writes = [b"x" * n for n in (1, 15, 16, 17, 4095, 4096, 70000)]
     enc = encoder_cls()
     wire = b"".join(enc.data(w) for w in writes) + enc.end([("a", "1"), (b"B-2", b"two words")])

@@ -127,7 +127,8 @@ def test_decode_inverts_encode(
     cuts: list[int],
     batch: bool,
 ) -> None:
-    assert chunked.CChunkEncoder is not None and chunked.CChunkDecoder is not None
+    assert chunked.CChunkEncoder is not None
+    assert chunked.CChunkDecoder is not None
     for enc_cls in (chunked.CChunkEncoder, PyEncoder):
         enc = enc_cls()
         body = enc.data_many(chunks) if batch else b"".join(enc.data(c) for c in chunks)
