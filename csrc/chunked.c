@@ -88,43 +88,15 @@ static void copy_small(unsigned char *dst, const unsigned char *src, size_t n) {
     }
 }
 
-typedef struct {
-    const unsigned char *in;
-    unsigned char *out;
-    size_t out_cap;
-    size_t out_len;
-    dl_span *spans;
-    size_t n_spans;
-    size_t max_spans;
-} sink;
-
-/* Report in[off:off+len] as data. Returns 0, or 1 when no span slot or out room is left. */
-static int emit(sink *k, size_t off, size_t len) {
-    if (len >= DL_COPY_THRESHOLD) {
-        if (k->n_spans == k->max_spans) return 1;
-        dl_span *s = &k->spans[k->n_spans++];
-        s->in_input = 1;
-        s->off = off;
-        s->len = len;
-        return 0;
+void dl_gather(const unsigned char *in, const dl_span *spans, size_t n, unsigned char *out) {
+    for (size_t k = 0; k < n; k++) {
+        size_t len = (size_t)spans[k].len;
+        if (len <= 64)
+            copy_small(out, in + spans[k].off, len);
+        else
+            memcpy(out, in + spans[k].off, len);
+        out += len;
     }
-    if (k->out_cap - k->out_len < len) return 1;
-    dl_span *last = k->n_spans ? &k->spans[k->n_spans - 1] : NULL;
-    if (last && !last->in_input && last->off + last->len == k->out_len) {
-        last->len += len;
-    } else {
-        if (k->n_spans == k->max_spans) return 1;
-        dl_span *s = &k->spans[k->n_spans++];
-        s->in_input = 0;
-        s->off = k->out_len;
-        s->len = len;
-    }
-    if (len <= 64)
-        copy_small(k->out + k->out_len, k->in + off, len);
-    else
-        memcpy(k->out + k->out_len, k->in + off, len);
-    k->out_len += len;
-    return 0;
 }
 
 /* Store one trailer byte. */
@@ -211,28 +183,74 @@ static int step_line(dl_decoder *d, unsigned char c) {
     }
 }
 
-int dl_decode(dl_decoder *d, const unsigned char *in, size_t in_len, size_t *consumed,
-              unsigned char *out, size_t out_cap, size_t *out_len, dl_span *spans,
-              size_t max_spans, size_t *n_spans) {
-    sink k = {in, out, out_cap, *out_len, spans, *n_spans, max_spans};
+/*
+ * Straight-line path for the common case: a whole "HEX CRLF data CRLF" chunk in the buffer.
+ * It commits nothing until the chunk is known good; anything unusual (extensions, the last
+ * chunk, a chunk cut by the read, an error) is left to the state machine, which then reads the
+ * same bytes and reaches the same result, error included.
+ */
+static size_t fast_chunks(dl_decoder *d, const unsigned char *in, size_t in_len, size_t i,
+                          dl_span *spans, size_t max_spans, size_t *ns, uint64_t *bytes) {
+    size_t n = *ns;
+    uint64_t total = 0;
+    while (n < max_spans && in_len - i >= 5) {
+        size_t p = i;
+        int v = HEX[in[p]];
+        if (!v) break;
+        uint64_t size = (uint64_t)(v - 1);
+        p++;
+        while (p < in_len && (v = HEX[in[p]]) != 0) {
+            if (p - i >= DL_MAX_SIZE_DIGITS || (size >> 59)) goto out;
+            size = (size << 4) | (uint64_t)(v - 1);
+            p++;
+        }
+        if (in_len - p < 2 || in[p] != '\r' || in[p + 1] != '\n' || size == 0) break;
+        p += 2;
+        if (size > in_len - p || in_len - p - size < 2) break;
+        if (in[p + size] != '\r' || in[p + size + 1] != '\n') break;
+        spans[n].off = p;
+        spans[n].len = size;
+        n++;
+        total += size;
+        i = p + (size_t)size + 2;
+    }
+out:
+    *ns = n;
+    *bytes += total;
+    d->data_total += total;
+    return i;
+}
+
+int dl_decode(dl_decoder *d, const unsigned char *in, size_t in_len, uint64_t *res,
+              dl_span *spans, size_t max_spans) {
     size_t i = 0;
+    size_t ns = 0;
+    uint64_t bytes = 0;
     int rc = DL_NEED_MORE;
 
     if (d->error) {
-        *consumed = 0;
+        res[0] = res[1] = res[2] = 0;
         return d->error;
     }
     while (i < in_len) {
+        if (d->state == S_SIZE_START) {
+            i = fast_chunks(d, in, in_len, i, spans, max_spans, &ns, &bytes);
+            if (i == in_len) break;
+        }
         int state = d->state;
         if (state == S_DATA) {
+            if (ns == max_spans) { rc = DL_FULL; break; }
             size_t avail = in_len - i;
             size_t take = d->size < avail ? (size_t)d->size : avail;
-            if (emit(&k, i, take)) { rc = DL_FULL; break; }
+            spans[ns].off = i;
+            spans[ns].len = take;
+            ns++;
+            bytes += take;
             i += take;
             d->size -= take;
             d->data_total += take;
             if (d->size) continue;
-            /* Fast path: the CRLF after the data is usually right there. */
+            /* The CRLF after the data is usually right there. */
             if (i + 2 <= in_len) {
                 if (in[i] != '\r' || in[i + 1] != '\n') {
                     if (in[i] == '\r') i++;
@@ -246,6 +264,7 @@ int dl_decode(dl_decoder *d, const unsigned char *in, size_t in_len, size_t *con
             }
         } else if (state == S_SIZE_START || state == S_SIZE) {
             if (state == S_SIZE_START) {
+                if (ns == max_spans) { rc = DL_FULL; break; }
                 int v = HEX[in[i]];
                 if (!v) { rc = fail(d, DL_E_BAD_SIZE); break; }
                 d->size = (uint64_t)(v - 1);
@@ -254,7 +273,6 @@ int dl_decode(dl_decoder *d, const unsigned char *in, size_t in_len, size_t *con
                 d->state = S_SIZE;
                 i++;
             }
-            /* Tight loop over the remaining digits. */
             while (i < in_len) {
                 int v = HEX[in[i]];
                 if (!v) break;
@@ -268,7 +286,6 @@ int dl_decode(dl_decoder *d, const unsigned char *in, size_t in_len, size_t *con
                 i++;
             }
             if (i == in_len) break;
-            /* Fast path: CRLF right after the digits. */
             if (i + 2 <= in_len && in[i] == '\r' && in[i + 1] == '\n') {
                 i += 2;
                 d->line_len = 0;
@@ -284,9 +301,9 @@ int dl_decode(dl_decoder *d, const unsigned char *in, size_t in_len, size_t *con
         }
     }
 out:
-    *consumed = i;
-    *out_len = k.out_len;
-    *n_spans = k.n_spans;
+    res[0] = i;
+    res[1] = ns;
+    res[2] = bytes;
     if (rc == DL_NEED_MORE && d->state == S_DONE) rc = DL_END;
     return rc;
 }
@@ -318,7 +335,7 @@ size_t dl_frame_size(const uint64_t *lens, size_t n) {
     return total;
 }
 
-size_t dl_encode_chunks(const unsigned char *const *data, const uint64_t *lens, size_t n,
+size_t dl_encode_joined(const unsigned char *data, const uint64_t *lens, size_t n,
                         unsigned char *out) {
     unsigned char *p = out;
     for (size_t i = 0; i < n; i++) {
@@ -326,9 +343,10 @@ size_t dl_encode_chunks(const unsigned char *const *data, const uint64_t *lens, 
         if (!len) continue; /* a zero-length chunk would end the body (RFC 9112 7.1) */
         p += dl_chunk_head(len, p);
         if (len <= 64)
-            copy_small(p, data[i], len);
+            copy_small(p, data, len);
         else
-            memcpy(p, data[i], len);
+            memcpy(p, data, len);
+        data += len;
         p += len;
         p[0] = '\r';
         p[1] = '\n';

@@ -18,12 +18,11 @@
 #define DL_MAX_SIZE_DIGITS 16      /* hex digits of chunk-size, leading zeros included */
 #define DL_MAX_TRAILER_BYTES 16384 /* stored trailer names + values */
 #define DL_MAX_TRAILERS 64         /* trailer fields */
-#define DL_COPY_THRESHOLD 4096     /* data runs shorter than this are coalesced into `out` */
 
 /* Return codes of dl_decode. Errors are negative and sticky. */
 #define DL_NEED_MORE 0   /* all input consumed, body not finished */
 #define DL_END 1         /* body finished; `*consumed` tells where */
-#define DL_FULL 2        /* span array or `out` full: call again with the rest of the input */
+#define DL_FULL 2        /* span array full: call again with the rest of the input */
 #define DL_E_BAD_SIZE (-1)         /* chunk-size is not 1*HEXDIG */
 #define DL_E_SIZE_OVERFLOW (-2)    /* more than 16 hex digits, or a size >= 2^63 */
 #define DL_E_LINE_TOO_LONG (-3)    /* size line or trailer line longer than DL_MAX_LINE */
@@ -33,11 +32,8 @@
 #define DL_E_TRAILERS_TOO_LARGE (-7) /* more than DL_MAX_TRAILERS or DL_MAX_TRAILER_BYTES */
 #define DL_E_AFTER_END (-8)        /* bytes fed after the body had ended */
 
-/* A piece of decoded data: `len` bytes at `off` in the input (in_input = 1, zero copy) or in
- * the caller's `out` buffer (in_input = 0, small runs coalesced). */
+/* A piece of decoded data: `len` bytes at `off` in the input (zero copy). */
 typedef struct {
-    uint32_t in_input;
-    uint32_t pad_;
     uint64_t off;
     uint64_t len;
 } dl_span;
@@ -68,20 +64,21 @@ typedef struct {
 void dl_decoder_init(dl_decoder *d);
 
 /*
- * Decode `in[0:in_len]`. Data runs are reported as spans (spans[*n_spans..max_spans)); runs
- * shorter than DL_COPY_THRESHOLD are copied to out[*out_len..out_cap) and coalesced (`out`
- * may be NULL with out_cap 0 until a short run shows up). On return `*consumed` input bytes
- * were used, `*n_spans` and `*out_len` are advanced.
+ * Decode `in[0:in_len]`. Each run of body data is reported as a span into `in` (nothing is
+ * copied), in spans[0..max_spans). On return res[0] = input bytes consumed, res[1] = spans
+ * filled, res[2] = data bytes they cover. (One result array, not three out-pointers: reading
+ * it from Python is then one buffer view instead of three cffi lookups.)
  *
- * Returns DL_NEED_MORE, DL_END (bytes from `*consumed` on belong to whatever follows the
- * body), DL_FULL (spans or out exhausted: nothing is lost, call again with the rest), or a
- * DL_E_* code (`*consumed` then points at the offending byte). `out_cap - *out_len >= in_len`
- * guarantees that `out` cannot run out.
+ * Returns DL_NEED_MORE, DL_END (bytes from res[0] on belong to whatever follows the body),
+ * DL_FULL (span array full: nothing is lost, call again with the rest), or a DL_E_* code
+ * (res[0] then points at the offending byte).
  */
-int dl_decode(dl_decoder *d, const unsigned char *in, size_t in_len, size_t *consumed,
-              unsigned char *out, size_t out_cap, size_t *out_len, dl_span *spans,
-              size_t max_spans,
-              size_t *n_spans);
+int dl_decode(dl_decoder *d, const unsigned char *in, size_t in_len, uint64_t *res,
+              dl_span *spans, size_t max_spans);
+
+/* Copy the spans' bytes, in order, to out (which holds their total). Callers coalesce many
+ * small runs into one buffer this way instead of handing out thousands of tiny views. */
+void dl_gather(const unsigned char *in, const dl_span *spans, size_t n, unsigned char *out);
 
 /* Encoder. A chunk head is at most 16 hex digits + CRLF. */
 #define DL_HEAD_MAX 18
@@ -89,10 +86,11 @@ int dl_decode(dl_decoder *d, const unsigned char *in, size_t in_len, size_t *con
 /* Write `<hex len>\r\n` (lowercase hex) into head; return its length. */
 size_t dl_chunk_head(uint64_t len, unsigned char *head);
 
-/* Frame `n` chunks (data[i] of lens[i] bytes, zero lengths skipped) into out, which must
- * hold dl_frame_size(lens, n) bytes. Returns the bytes written. */
+/* Frame `n` writes that lie back to back in `data` (lens[i] bytes each; zero lengths
+ * skipped) as one chunk each into out, which must hold dl_frame_size(lens, n) bytes. Returns
+ * the bytes written. */
 size_t dl_frame_size(const uint64_t *lens, size_t n);
-size_t dl_encode_chunks(const unsigned char *const *data, const uint64_t *lens, size_t n,
+size_t dl_encode_joined(const unsigned char *data, const uint64_t *lens, size_t n,
                         unsigned char *out);
 
 /* 1 if `s[0:n]` is a token (RFC 9110 5.6.2), else 0. */

@@ -245,10 +245,27 @@ def test_many_small_chunks_coalesce() -> None:
 
     if CChunkDecoder is None:
         pytest.skip("C twin not built")
-    body = b"".join(b"10\r\n%016d\r\n" % i for i in range(5000)) + b"0\r\n\r\n"
+    # A 64 KiB read of 16-byte chunks: one gathered buffer, not ~3000 views.
+    body = b"".join(b"10\r\n%016d\r\n" % i for i in range(2900))
     pieces = CChunkDecoder().feed(body)
     assert len(pieces) == 1
-    assert bytes(pieces[0]) == b"".join(b"%016d" % i for i in range(5000))
+    assert bytes(pieces[0]) == b"".join(b"%016d" % i for i in range(2900))
+    # More runs than one span array holds: still a handful of pieces, all the data.
+    body = b"".join(b"1\r\n%d\r\n" % (i % 10) for i in range(10000)) + b"0\r\n\r\n"
+    pieces = CChunkDecoder().feed(body)
+    assert len(pieces) <= 3
+    assert b"".join(pieces) == b"".join(b"%d" % (i % 10) for i in range(10000))
+
+
+def test_few_runs_are_views_of_the_input() -> None:
+    from duplexlambda.protocol.chunked import CChunkDecoder
+
+    if CChunkDecoder is None:
+        pytest.skip("C twin not built")
+    body = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    pieces = CChunkDecoder().feed(body)
+    assert [bytes(p) for p in pieces] == [b"abc", b"de"]
+    assert all(p.obj is body for p in pieces)
 
 
 def test_many_spans_alternating(decoder_cls: type[ChunkDecoder]) -> None:
@@ -374,3 +391,39 @@ def test_encoder_round_trip(
     out = byte_by_byte(decoder_cls, wire)
     assert out.data == b"".join(writes)
     assert out.trailers == [(b"a", b"1"), (b"B-2", b"two words")]
+
+
+def test_batch_framing_matches_python(encoder_cls: type[ChunkEncoder]) -> None:
+    # Many small writes take the C batch path in the C twin; large ones the join path.
+    for writes in (
+        [b"%d" % i for i in range(200)],
+        [b"", b"x" * 3, memoryview(b"abcd"), bytearray(b"zz")] * 10,
+        [b"y" * 5000] * 9,
+    ):
+        expected = b"".join(b"%x\r\n%s\r\n" % (len(w), bytes(w)) for w in writes if len(w))
+        assert encoder_cls().data_many(writes) == expected
+
+
+def test_fast_path_respects_errors_and_eof(decoder_cls: type[ChunkDecoder]) -> None:
+    # Inside a large chunk the C twin skips C for whole reads; errors and EOF still stick.
+    dec = decoder_cls()
+    assert b"".join(dec.feed(b"100\r\n" + b"a" * 10)) == b"a" * 10
+    assert b"".join(dec.feed(b"b" * 10)) == b"b" * 10
+    with pytest.raises(errors.TruncatedBodyError):
+        dec.eof()
+    with pytest.raises(errors.TruncatedBodyError):
+        dec.feed(b"c")
+    dec = decoder_cls()
+    dec.feed(b"3\r\nabc")
+    with pytest.raises(errors.BadLineEndingError):
+        dec.feed(b"XY" + b"d" * 100)
+    with pytest.raises(errors.BadLineEndingError):
+        dec.feed(b"e")
+    dec = decoder_cls()
+    dec.feed(b"a\r\n12345")
+    assert dec.data_total == 5
+    dec.feed(b"678")
+    assert dec.data_total == 8
+    assert b"".join(dec.feed(b"90\r\n0\r\n\r\n")) == b"90"
+    assert dec.data_total == 10
+    assert dec.done

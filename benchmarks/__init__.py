@@ -1,0 +1,1 @@
+"""Benchmarks for duplexlambda. Each module runs on its own: ``python -m benchmarks.codec``."""
