@@ -36,6 +36,18 @@ def _cmd_info(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    from duplexlambda.runtime import run
+
+    spec = args.handler or os.environ.get("_HANDLER")
+    if not spec:
+        print("duplexlambda run: no handler given and _HANDLER is not set", file=sys.stderr)
+        return 2
+    return run(spec, use_uvloop=not args.no_uvloop)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="duplexlambda",
@@ -46,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
         "info", help="print version, codec implementation, event loop and Python version"
     )
     info.set_defaults(func=_cmd_info)
+    run = sub.add_parser(
+        "run",
+        help="run the custom runtime (the bootstrap of a Lambda function)",
+        description="Poll the Lambda Runtime API (AWS_LAMBDA_RUNTIME_API) and serve HANDLER.",
+        epilog="example: AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 "
+        "python -m duplexlambda run examples.echo.handler",
+    )
+    run.add_argument(
+        "handler", nargs="?", help="module.function or module:function (default: $_HANDLER)"
+    )
+    run.add_argument("--no-uvloop", action="store_true", help="use the stdlib asyncio loop")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 

@@ -150,3 +150,40 @@ class ClosedResourceError(DuplexLambdaError):
 
 class BrokenResourceError(DuplexLambdaError):
     """The stream broke because of the peer or the network (connection reset, hang-up)."""
+
+
+# --- handler-facing errors (each reaches Lambda with its error_type) ---------------------------
+
+
+class InvalidStreamingOperation(DuplexLambdaError):
+    """The response cannot do that now (e.g. set a header after the first byte was sent)."""
+
+    error_type = "Runtime.InvalidStreamingOperation"
+
+
+class HandlerTimeoutError(DuplexLambdaError):
+    """The handler was cancelled shortly before the invocation deadline."""
+
+    error_type = "Function.Timeout"
+
+
+# --- the local emulator (the Lambda side) -------------------------------------------------------
+
+
+class InvalidStateTransitionError(DuplexLambdaError):
+    """A runtime call out of order (a second ``/response``, ``/error`` after ``/response``).
+
+    The Runtime API answers it with 403 ``InvalidStateTransition`` (runtime-api.md 3.7).
+    """
+
+    error_type = "InvalidStateTransition"
+
+
+class PayloadTooLargeError(DuplexLambdaError):
+    """A body over the limit it was read with. ``size`` is how many bytes were seen."""
+
+    error_type = "Function.ResponseSizeTooLarge"
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size

@@ -1,0 +1,184 @@
+"""Finding the handler, and telling its style from its signature.
+
+Handler strings follow awslambdaric: ``module.function`` split at the last dot, ``/`` in the
+module path read as ``.``; ``module:function`` is accepted too. ``LAMBDA_TASK_ROOT`` goes first
+on ``sys.path``. Failures carry the error types Lambda uses (runtime-api.md 10).
+
+Styles:
+
+* ``async def handler(req, res)`` — duplex: the request and the response are streams.
+* ``def handler(event, context)`` — buffered, as awslambdaric: the return value is JSON-encoded
+  (``bytes`` / ``str`` are sent as they are). An ``async def`` is buffered when decorated with
+  ``@duplexlambda.buffered``.
+* ``async def handler(event, res, context)`` — response streaming only (Node's
+  ``streamifyResponse`` style).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from duplexlambda.errors import DuplexLambdaError
+
+
+class HandlerInitError(DuplexLambdaError):
+    """The handler could not be loaded; reported to ``/runtime/init/error``."""
+
+
+class MalformedHandlerName(HandlerInitError):
+    error_type = "Runtime.MalformedHandlerName"
+
+
+class ImportModuleError(HandlerInitError):
+    error_type = "Runtime.ImportModuleError"
+
+
+class UserCodeSyntaxError(HandlerInitError):
+    error_type = "Runtime.UserCodeSyntaxError"
+
+
+class HandlerNotFound(HandlerInitError):
+    error_type = "Runtime.HandlerNotFound"
+
+
+class BadHandlerSignature(HandlerInitError):
+    error_type = "Runtime.InvalidEntrypoint"
+
+
+class Style(enum.Enum):
+    """How the runtime calls a handler."""
+
+    DUPLEX = "duplex"  # async (req, res)
+    BUFFERED = "buffered"  # (event, context) -> result
+    STREAMING = "streaming"  # async (event, res, context)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_MARK = "__duplexlambda_style__"
+
+
+def buffered(func: F) -> F:
+    """Mark an ``async def handler(event, context)`` as buffered (awslambdaric style)."""
+    setattr(func, _MARK, Style.BUFFERED)
+    return func
+
+
+def streaming(func: F) -> F:
+    """Mark ``async def handler(event, res, context)`` explicitly (optional: 3 args say so)."""
+    setattr(func, _MARK, Style.STREAMING)
+    return func
+
+
+def duplex(func: F) -> F:
+    """Mark ``async def handler(req, res)`` explicitly (optional: 2 async args say so)."""
+    setattr(func, _MARK, Style.DUPLEX)
+    return func
+
+
+def style_of(func: Callable[..., Any]) -> Style:
+    """Tell a handler's style from its mark or its signature.
+
+    Raises:
+        BadHandlerSignature: not callable with 2 or 3 positional arguments as above.
+    """
+    marked = getattr(func, _MARK, None)
+    if isinstance(marked, Style):
+        return marked
+    is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 - async callable objects
+    )
+    try:
+        params = [
+            p
+            for p in inspect.signature(func).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):
+        raise BadHandlerSignature(f"cannot read the signature of {func!r}") from None
+    if len(params) == 2:
+        return Style.DUPLEX if is_async else Style.BUFFERED
+    if len(params) == 3 and is_async:
+        return Style.STREAMING
+    raise BadHandlerSignature(
+        f"handler {getattr(func, '__qualname__', func)!r} must be "
+        "async def handler(req, res), def handler(event, context) "
+        "or async def handler(event, res, context)"
+    )
+
+
+@dataclass
+class Lifecycle:
+    """Async init/shutdown hooks, run once per execution environment."""
+
+    init: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+#: Hooks registered by ``@on_init`` / ``@on_shutdown`` while the handler module is imported.
+lifecycle = Lifecycle()
+
+H = TypeVar("H", bound=Callable[[], Awaitable[None]])
+
+
+def on_init(func: H) -> H:
+    """Run ``async def func()`` once, before the first invocation (open clients here)."""
+    lifecycle.init.append(func)
+    return func
+
+
+def on_shutdown(func: H) -> H:
+    """Run ``async def func()`` once, when the environment shuts down (SIGTERM)."""
+    lifecycle.shutdown.append(func)
+    return func
+
+
+def split_handler(spec: str) -> tuple[str, str]:
+    """``"pkg/mod.func"`` or ``"pkg.mod:func"`` -> ``("pkg.mod", "func")``.
+
+    Raises:
+        MalformedHandlerName: no separator, or an empty part.
+    """
+    if ":" in spec:
+        module, _, name = spec.partition(":")
+    else:
+        module, _, name = spec.rpartition(".")
+    module = module.replace("/", ".")
+    if not module or not name:
+        raise MalformedHandlerName(
+            f"Bad handler '{spec}': not enough values to unpack (expected module.function)"
+        )
+    return module, name
+
+
+def load_handler(spec: str, task_root: str | None = None) -> Callable[..., Any]:
+    """Import the handler named by ``spec`` (``_HANDLER``).
+
+    Raises:
+        HandlerInitError: one of the ``Runtime.*`` init errors above.
+    """
+    module_name, attr = split_handler(spec)
+    root = task_root if task_root is not None else os.environ.get("LAMBDA_TASK_ROOT")
+    if root and (not sys.path or sys.path[0] != root):
+        sys.path.insert(0, root)
+    try:
+        module = importlib.import_module(module_name)
+    except SyntaxError as exc:
+        raise UserCodeSyntaxError(f"Syntax error in module '{module_name}': {exc}") from exc
+    except ImportError as exc:
+        raise ImportModuleError(f"Unable to import module '{module_name}': {exc}") from exc
+    func: Any = module
+    for part in attr.split("."):
+        func = getattr(func, part, None)
+        if func is None:
+            raise HandlerNotFound(f"Handler '{attr}' missing on module '{module_name}'")
+    if not callable(func):
+        raise HandlerNotFound(f"Handler '{attr}' on module '{module_name}' is not callable")
+    return func  # type: ignore[no-any-return]

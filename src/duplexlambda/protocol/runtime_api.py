@@ -1,0 +1,259 @@
+"""Runtime API requests and the /next response, sans-I/O (runtime-api.md sections 1-4).
+
+One builder per endpoint, each returning the exact bytes of the request head, so that every
+request the runtime sends is unit-tested byte for byte without a network.
+"""
+
+from __future__ import annotations
+
+import base64
+import traceback
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import msgspec
+
+from duplexlambda import __version__
+from duplexlambda.errors import LocalProtocolError, RemoteProtocolError
+
+from .http1 import Headers, encode_request_head
+
+API_VERSION = "/2018-06-01"
+USER_AGENT = f"duplexlambda/{__version__}"
+
+# Header names as Lambda spells them (matching is case-insensitive, runtime-api.md 1).
+H_REQUEST_ID = "Lambda-Runtime-Aws-Request-Id"
+H_DEADLINE = "Lambda-Runtime-Deadline-Ms"
+H_ARN = "Lambda-Runtime-Invoked-Function-Arn"
+H_TRACE = "Lambda-Runtime-Trace-Id"
+H_CLIENT_CONTEXT = "Lambda-Runtime-Client-Context"
+H_COGNITO = "Lambda-Runtime-Cognito-Identity"
+H_TENANT = "Lambda-Runtime-Aws-Tenant-Id"
+H_RESPONSE_MODE = "Lambda-Runtime-Function-Response-Mode"
+H_ERROR_TYPE = "Lambda-Runtime-Function-Error-Type"
+H_ERROR_BODY = "Lambda-Runtime-Function-Error-Body"
+H_XRAY_CAUSE = "Lambda-Runtime-Function-XRay-Error-Cause"
+
+#: What our runtime accepts on /next: the emulator's live request stream, else plain events.
+ACCEPT_NEXT = "application/vnd.duplexlambda.http-request-stream, */*"
+
+
+@dataclass(frozen=True)
+class RuntimeApiAddress:
+    """Where the Runtime API listens: ``AWS_LAMBDA_RUNTIME_API``.
+
+    Lambda sets ``host:port``; cargo-lambda sets ``http://host:port/prefix`` (runtime-api.md
+    1), so both are accepted.
+    """
+
+    host: str
+    port: int
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, value: str) -> RuntimeApiAddress:
+        """Parse ``host:port``, ``[v6]:port`` or ``http://host:port[/prefix]``.
+
+        Raises:
+            ValueError: not an address of that form.
+        """
+        text = value.strip()
+        if not text:
+            raise ValueError("AWS_LAMBDA_RUNTIME_API is empty")
+        parts = urlsplit(text if "://" in text else f"http://{text}")
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"unsupported AWS_LAMBDA_RUNTIME_API {value!r} (want host:port)")
+        try:
+            port = parts.port or 80
+        except ValueError:
+            raise ValueError(f"bad port in AWS_LAMBDA_RUNTIME_API {value!r}") from None
+        return cls(parts.hostname, port, parts.path.rstrip("/"))
+
+    @property
+    def host_header(self) -> str:
+        """The ``Host`` header value."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def path(self, endpoint: str) -> str:
+        """The request target for an endpoint under ``/2018-06-01``."""
+        return f"{self.prefix}{API_VERSION}{endpoint}"
+
+
+def _base(address: RuntimeApiAddress) -> list[tuple[str, str]]:
+    return [("Host", address.host_header), ("User-Agent", USER_AGENT)]
+
+
+def _check_request_id(request_id: str) -> str:
+    # The id lands in a request target: refuse anything that could change the path.
+    if not request_id or any(c in request_id for c in "/?#% \r\n\t\x00"):
+        raise LocalProtocolError(f"invalid request id {request_id!r}")
+    return request_id
+
+
+def next_request(address: RuntimeApiAddress) -> bytes:
+    """``GET /runtime/invocation/next`` (keep-alive; no timeout is ever put on it)."""
+    headers = [*_base(address), ("Accept", ACCEPT_NEXT)]
+    return encode_request_head("GET", address.path("/runtime/invocation/next"), headers)
+
+
+def response_request(
+    address: RuntimeApiAddress, request_id: str, body_len: int, content_type: str
+) -> bytes:
+    """Head of a buffered ``POST /runtime/invocation/{id}/response`` (body sent after it)."""
+    path = address.path(f"/runtime/invocation/{_check_request_id(request_id)}/response")
+    headers = [
+        *_base(address),
+        ("Content-Type", content_type),
+        ("Content-Length", str(body_len)),
+    ]
+    return encode_request_head("POST", path, headers)
+
+
+def streaming_response_request(
+    address: RuntimeApiAddress, request_id: str, content_type: str
+) -> bytes:
+    """Head of a streaming ``/response`` (runtime-api.md 3.3.1), byte for byte what .NET sends.
+
+    The body follows as chunks; trailers are declared so an error can still be reported once
+    streaming has begun.
+    """
+    path = address.path(f"/runtime/invocation/{_check_request_id(request_id)}/response")
+    # No User-Agent here: these are exactly the .NET client's bytes (shared vectors).
+    headers = [
+        ("Host", address.host_header),
+        (H_RESPONSE_MODE, "streaming"),
+        ("Content-Type", content_type),
+        ("Transfer-Encoding", "chunked"),
+        ("Trailer", f"{H_ERROR_TYPE}, {H_ERROR_BODY}"),
+    ]
+    return encode_request_head("POST", path, headers)
+
+
+def error_request(
+    address: RuntimeApiAddress,
+    request_id: str | None,
+    error_type: str,
+    body_len: int,
+    xray_cause: bytes | None = None,
+) -> bytes:
+    """Head of ``POST /runtime/invocation/{id}/error``, or ``/runtime/init/error`` for None."""
+    endpoint = (
+        "/runtime/init/error"
+        if request_id is None
+        else f"/runtime/invocation/{_check_request_id(request_id)}/error"
+    )
+    headers = [
+        *_base(address),
+        ("Content-Type", "application/json"),
+        (H_ERROR_TYPE, error_type),
+        ("Content-Length", str(body_len)),
+    ]
+    # Clients drop the X-Ray cause at 1 MiB; Lambda caps it at 64 KiB (runtime-api.md 3.4).
+    if xray_cause is not None and len(xray_cause) < 64 * 1024:
+        headers.append((H_XRAY_CAUSE, xray_cause.decode("utf-8")))
+    return encode_request_head("POST", address.path(endpoint), headers)
+
+
+# --- error payloads --------------------------------------------------------------------------
+
+
+class ErrorPayload(msgspec.Struct, omit_defaults=True):
+    """The standard Lambda error body (runtime-api.md 3.4), with awslambdaric's field names."""
+
+    errorMessage: str
+    errorType: str
+    stackTrace: list[str] = msgspec.field(default_factory=list)
+    requestId: str | None = None
+
+
+def error_type_of(exc: BaseException) -> str:
+    """``error_type`` of our own errors (``Runtime.*``), else the exception's class name."""
+    declared = getattr(type(exc), "error_type", None)
+    if isinstance(declared, str) and declared != "Runtime.Unknown":
+        return declared
+    return type(exc).__name__
+
+
+def error_payload(exc: BaseException, request_id: str | None = None) -> ErrorPayload:
+    """Describe ``exc`` the way awslambdaric does (``traceback.format_list`` lines)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return ErrorPayload(
+        errorMessage=str(exc),
+        errorType=error_type_of(exc),
+        stackTrace=traceback.format_list(frames),
+        requestId=request_id,
+    )
+
+
+def encode_error(payload: ErrorPayload) -> bytes:
+    """JSON body for ``/error`` and ``/init/error``."""
+    return msgspec.json.encode(payload)
+
+
+def error_trailers(payload: ErrorPayload) -> list[tuple[str, str]]:
+    """The two trailers that end a streamed response in error (runtime-api.md 3.3.3).
+
+    The body is single-line standard base64 of the JSON: raw JSON could carry CR/LF and break
+    the chunked framing (P12).
+    """
+    body = base64.b64encode(msgspec.json.encode(payload)).decode("ascii")
+    # A trailer value cannot hold control characters; error types are ours or class names.
+    error_type = "".join(c for c in payload.errorType if c.isprintable()) or "Runtime.Unknown"
+    return [(H_ERROR_TYPE, error_type), (H_ERROR_BODY, body)]
+
+
+# --- the /next response ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvocationHead:
+    """What ``/next`` says about an invocation, from its response headers."""
+
+    request_id: str
+    deadline_ms: int
+    invoked_function_arn: str
+    trace_id: str | None
+    client_context: str | None  # JSON text; parsed (and its errors reported) per invocation
+    cognito_identity: str | None
+    tenant_id: str | None
+    content_type: str
+
+
+def parse_next(headers: Headers, now_ms: int) -> InvocationHead:
+    """Read the invocation's metadata from the ``/next`` response headers.
+
+    Args:
+        headers: the response headers.
+        now_ms: the current epoch time in ms; used when an emulator sends no deadline.
+
+    Raises:
+        RemoteProtocolError: no request id (aws-lambda-cpp fails ``next`` then too).
+    """
+    request_id = (headers.get(H_REQUEST_ID) or b"").decode("latin-1")
+    if not request_id:
+        raise RemoteProtocolError(f"/next response without {H_REQUEST_ID}")
+    raw_deadline = headers.get(H_DEADLINE) or b""
+    try:
+        deadline = int(raw_deadline)
+    except ValueError:
+        deadline = 0
+    # cargo-lambda sends a constant 600000 (not an epoch, P3): read small values as relative.
+    if deadline < 10**12:
+        deadline = now_ms + (deadline or 900_000)
+    content_type = (headers.get("content-type") or b"application/json").decode("latin-1")
+
+    def text(name: str) -> str | None:
+        value = headers.get(name)
+        return value.decode("latin-1") if value else None
+
+    return InvocationHead(
+        request_id=request_id,
+        deadline_ms=deadline,
+        invoked_function_arn=text(H_ARN) or "",
+        trace_id=text(H_TRACE),
+        client_context=text(H_CLIENT_CONTEXT),
+        cognito_identity=text(H_COGNITO),
+        tenant_id=text(H_TENANT),
+        content_type=content_type,
+    )

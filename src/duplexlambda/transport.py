@@ -1,0 +1,283 @@
+"""HTTP/1.1 client connections to the Runtime API (asyncio Protocol, no streams layer).
+
+Backpressure both ways: the body of a response is queued until the reader takes it, and
+reading from the socket pauses above ``READ_HIGH`` buffered bytes (so a slow handler slows
+the upload instead of growing memory); writes wait for ``drain()`` above the transport's high
+watermark. ``TCP_NODELAY`` is set on every socket: without it two small writes (the prelude
+and the first chunk) can wait 40 ms for a delayed ACK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import socket
+from collections.abc import Iterable
+from typing import cast
+
+from duplexlambda.errors import (
+    BrokenResourceError,
+    BusyResourceError,
+    RemoteProtocolError,
+)
+from duplexlambda.protocol.http1 import BodyReader, HeadReader, ResponseHead, body_reader
+from duplexlambda.protocol.runtime_api import RuntimeApiAddress
+
+log = logging.getLogger("duplexlambda.transport")
+
+READ_HIGH = 256 * 1024
+READ_LOW = 64 * 1024
+WRITE_HIGH = 256 * 1024
+WRITE_LOW = 64 * 1024
+
+
+class ClientConnection(asyncio.Protocol):
+    """One HTTP/1.1 client connection: requests are written by the caller, one response at a
+    time is parsed (head by httptools, body by our readers) and handed out piece by piece."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._head_reader: HeadReader | None = None
+        self._body: BodyReader | None = None
+        self._method = b"GET"
+        self.response: ResponseHead | None = None
+        self._head_waiter: asyncio.Future[ResponseHead] | None = None
+        self._pieces: collections.deque[memoryview] = collections.deque()
+        self._buffered = 0
+        self._data_waiter: asyncio.Future[None] | None = None
+        self._reading = False
+        self._body_done = False
+        self._error: BaseException | None = None
+        self._paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+
+    # --- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._receive(data)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            self.close()
+
+    def eof_received(self) -> bool:
+        if self._body is not None and not self._body_done:
+            try:
+                self._body.eof()
+                self._finish_body()
+            except RemoteProtocolError as exc:
+                self._fail(exc)
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not (self._body is not None and self._body_done and self._head_waiter is None):
+            self._fail(BrokenResourceError(f"Runtime API connection lost: {exc or 'closed'}"))
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def _receive(self, data: bytes) -> None:
+        if self._head_reader is not None:
+            head = self._head_reader.feed(data)
+            if head is None:
+                return
+            assert isinstance(head, ResponseHead)
+            data = self._head_reader.rest
+            self._head_reader = None
+            self.response = head
+            self._body = body_reader(head, request_method=self._method)
+            self._body_done = self._body.done
+            waiter, self._head_waiter = self._head_waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(head)
+            if self._body_done:
+                self._wake()
+        if not data:
+            return
+        if self._body is None or self._body_done:
+            raise RemoteProtocolError("Runtime API sent data that is not part of a response")
+        for piece in self._body.feed(data):
+            self._pieces.append(piece)
+            self._buffered += len(piece)
+        if self._body.done:
+            self._finish_body()
+        self._wake()
+        if self._buffered > READ_HIGH and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def _finish_body(self) -> None:
+        self._body_done = True
+        if self._body is not None and self._body.unused_data:
+            # Nothing is pipelined on these connections: extra bytes are a broken peer.
+            self._fail(RemoteProtocolError("Runtime API sent bytes after the response"))
+            self.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self._data_waiter = self._data_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        head_waiter, self._head_waiter = self._head_waiter, None
+        if head_waiter is not None and not head_waiter.done():
+            head_waiter.set_exception(exc)
+        self._wake()
+
+    # --- the caller's side -------------------------------------------------------------------
+
+    @property
+    def is_closing(self) -> bool:
+        """True once the connection is closed or closing."""
+        return self.transport is None or self.transport.is_closing()
+
+    @property
+    def reusable(self) -> bool:
+        """True when the last response is complete and the server keeps the connection."""
+        return (
+            not self.is_closing
+            and self._error is None
+            and self.response is not None
+            and self.response.keep_alive
+            and self._body_done
+            and not self._pieces
+        )
+
+    def expect_response(self, method: bytes) -> None:
+        """Get ready to parse the response to the request about to be sent."""
+        if self._head_reader is not None or (self._body is not None and not self._body_done):
+            raise BusyResourceError("a response is already pending on this connection")
+        self._method = method
+        self._head_reader = HeadReader("response")
+        self._body = None
+        self._body_done = False
+        self.response = None
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Queue bytes for sending; raises ``BrokenResourceError`` once the connection broke."""
+        if self._error is not None and isinstance(self._error, BrokenResourceError):
+            raise self._error
+        if self.transport is None or self.transport.is_closing():
+            raise BrokenResourceError("Runtime API connection is closed")
+        self.transport.write(data)
+
+    def writelines(self, parts: Iterable[bytes | memoryview]) -> None:
+        """Queue several buffers at once (no copy where the transport supports it)."""
+        if self.transport is None or self.transport.is_closing():
+            raise self._error or BrokenResourceError("Runtime API connection is closed")
+        self.transport.writelines(parts)
+
+    async def drain(self) -> None:
+        """Wait until the write buffer is below the low watermark."""
+        if self.transport is None or self.transport.is_closing():
+            raise self._error or BrokenResourceError("Runtime API connection is closed")
+        if self._write_paused:
+            if self._drain_waiter is None or self._drain_waiter.done():
+                self._drain_waiter = self._loop.create_future()
+            await self._drain_waiter
+            if self.transport.is_closing():
+                raise self._error or BrokenResourceError("Runtime API connection is closed")
+
+    async def read_head(self) -> ResponseHead:
+        """Wait for the response head."""
+        if self.response is not None:
+            return self.response
+        if self._error is not None:
+            raise self._error
+        if self._head_waiter is None:
+            self._head_waiter = self._loop.create_future()
+        return await self._head_waiter
+
+    def has_response(self) -> bool:
+        """True once a response head (possibly an early one) has arrived."""
+        return self.response is not None
+
+    async def read(self) -> memoryview | bytes:
+        """The next piece of the response body, ``b""`` at its end.
+
+        Raises:
+            BusyResourceError: another task is already reading.
+            BrokenResourceError / RemoteProtocolError: the body was cut short or malformed.
+        """
+        if self._reading:
+            raise BusyResourceError("another task is reading this response")
+        self._reading = True
+        try:
+            while not self._pieces:
+                if self._body_done and self._error is None:
+                    return b""
+                if self._error is not None:
+                    raise self._error
+                self._data_waiter = self._loop.create_future()
+                await self._data_waiter
+            piece = self._pieces.popleft()
+            self._buffered -= len(piece)
+            if self._paused and self._buffered <= READ_LOW and self.transport is not None:
+                self._paused = False
+                self.transport.resume_reading()
+            return piece
+        finally:
+            self._reading = False
+
+    async def read_all(self, limit: int | None = None) -> bytes:
+        """The whole response body (at most ``limit`` bytes)."""
+        parts = []
+        size = 0
+        while piece := await self.read():
+            size += len(piece)
+            if limit is not None and size > limit:
+                raise RemoteProtocolError(f"response body larger than {limit} bytes")
+            parts.append(bytes(piece))
+        return b"".join(parts)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+async def connect(address: RuntimeApiAddress, *, attempts: int = 8) -> ClientConnection:
+    """Open a connection, retrying a refused or reset one with exponential backoff.
+
+    Raises:
+        OSError: the Runtime API could not be reached after ``attempts`` tries.
+    """
+    loop = asyncio.get_running_loop()
+    delay = 0.05
+    for attempt in range(attempts):
+        try:
+            _, protocol = await loop.create_connection(ClientConnection, address.host, address.port)
+            return protocol
+        except OSError as exc:
+            if attempt == attempts - 1:
+                raise
+            log.warning("Runtime API at %s unreachable (%s); retrying", address.host_header, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
