@@ -395,11 +395,12 @@ def test_encoder_round_trip(
 
 def test_batch_framing_matches_python(encoder_cls: type[ChunkEncoder]) -> None:
     # Many small writes take the C batch path in the C twin; large ones the join path.
-    for writes in (
+    cases: list[list[bytes | bytearray | memoryview]] = [
         [b"%d" % i for i in range(200)],
         [b"", b"x" * 3, memoryview(b"abcd"), bytearray(b"zz")] * 10,
         [b"y" * 5000] * 9,
-    ):
+    ]
+    for writes in cases:
         expected = b"".join(b"%x\r\n%s\r\n" % (len(w), bytes(w)) for w in writes if len(w))
         assert encoder_cls().data_many(writes) == expected
 

@@ -1,0 +1,127 @@
+"""Runtime API request builders and the /next response, without a network."""
+
+from __future__ import annotations
+
+import base64
+
+import msgspec
+import pytest
+
+from duplexlambda.errors import LocalProtocolError, RemoteProtocolError
+from duplexlambda.protocol import runtime_api as wire
+from duplexlambda.protocol.http1 import Headers
+from duplexlambda.protocol.runtime_api import RuntimeApiAddress
+
+
+@pytest.mark.parametrize(
+    ("value", "host", "port", "prefix", "header"),
+    [
+        ("127.0.0.1:9001", "127.0.0.1", 9001, "", "127.0.0.1:9001"),
+        ("localhost:80", "localhost", 80, "", "localhost:80"),
+        ("http://127.0.0.1:9000/.rt/fn", "127.0.0.1", 9000, "/.rt/fn", "127.0.0.1:9000"),
+        ("http://h:1/", "h", 1, "", "h:1"),
+        ("[::1]:9001", "::1", 9001, "", "[::1]:9001"),
+    ],
+)
+def test_address(value: str, host: str, port: int, prefix: str, header: str) -> None:
+    addr = RuntimeApiAddress.parse(value)
+    assert (addr.host, addr.port, addr.prefix, addr.host_header) == (host, port, prefix, header)
+    assert addr.path("/runtime/invocation/next") == f"{prefix}/2018-06-01/runtime/invocation/next"
+
+
+@pytest.mark.parametrize("value", ["", "https://h:1", "h:notaport", "ftp://x"])
+def test_bad_address(value: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - the message is what users read
+        RuntimeApiAddress.parse(value)
+
+
+ADDR = RuntimeApiAddress.parse("127.0.0.1:9001")
+UA = b"User-Agent: " + wire.USER_AGENT.encode() + b"\r\n"
+
+
+def test_next_request() -> None:
+    assert wire.next_request(ADDR) == (
+        b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n"
+        + UA
+        + b"Accept: application/vnd.duplexlambda.http-request-stream, */*\r\n\r\n"
+    )
+
+
+def test_buffered_response_request() -> None:
+    assert wire.response_request(ADDR, "id-1", 12, "application/json") == (
+        b"POST /2018-06-01/runtime/invocation/id-1/response HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n"
+        + UA
+        + b"Content-Type: application/json\r\nContent-Length: 12\r\n\r\n"
+    )
+
+
+def test_error_requests() -> None:
+    assert wire.error_request(ADDR, "id-1", "ValueError", 5) == (
+        b"POST /2018-06-01/runtime/invocation/id-1/error HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n"
+        + UA
+        + b"Content-Type: application/json\r\nLambda-Runtime-Function-Error-Type: ValueError"
+        b"\r\nContent-Length: 5\r\n\r\n"
+    )
+    init = wire.error_request(ADDR, None, "Runtime.ImportModuleError", 2, b'{"x":1}')
+    assert init.startswith(b"POST /2018-06-01/runtime/init/error HTTP/1.1\r\n")
+    assert b'Lambda-Runtime-Function-XRay-Error-Cause: {"x":1}\r\n' in init
+    big = wire.error_request(ADDR, None, "E", 2, b"x" * 70000)
+    assert b"XRay" not in big  # over Lambda's 64 KiB cap: dropped, as the AWS clients do
+
+
+@pytest.mark.parametrize("rid", ["a/b", "a b", "a?b", "", "a\r\nX: y", "%2e%2e"])
+def test_request_id_cannot_change_the_path(rid: str) -> None:
+    with pytest.raises(LocalProtocolError):
+        wire.response_request(ADDR, rid, 0, "x")
+
+
+def test_error_payload_and_trailers() -> None:
+    try:
+        raise KeyError("k")
+    except KeyError as exc:
+        payload = wire.error_payload(exc, "rid")
+    assert (payload.errorType, payload.errorMessage, payload.requestId) == (
+        "KeyError",
+        "'k'",
+        "rid",
+    )
+    assert payload.stackTrace
+    assert "raise KeyError" in payload.stackTrace[-1]
+    (type_name, type_value), (body_name, body_value) = wire.error_trailers(payload)
+    assert (type_name, type_value) == ("Lambda-Runtime-Function-Error-Type", "KeyError")
+    assert body_name == "Lambda-Runtime-Function-Error-Body"
+    assert "\n" not in body_value
+    assert msgspec.json.decode(base64.b64decode(body_value))["errorMessage"] == "'k'"
+
+
+def test_parse_next() -> None:
+    headers = Headers(
+        [
+            (b"lambda-runtime-aws-request-id", b"rid"),
+            (b"Lambda-Runtime-Deadline-Ms", b"1700000000000"),
+            (b"Lambda-Runtime-Invoked-Function-Arn", b"arn:aws:lambda:r:1:function:f"),
+            (b"Lambda-Runtime-Trace-Id", b"Root=1-2-3"),
+            (b"Lambda-Runtime-Client-Context", b'{"custom":{"a":1}}'),
+            (b"Lambda-Runtime-Aws-Tenant-Id", b"t1"),
+            (b"Content-Type", b"application/json"),
+        ]
+    )
+    head = wire.parse_next(headers, now_ms=1)
+    assert head.request_id == "rid"
+    assert head.deadline_ms == 1700000000000
+    assert head.trace_id == "Root=1-2-3"
+    assert head.client_context == '{"custom":{"a":1}}'
+    assert head.tenant_id == "t1"
+    assert head.cognito_identity is None
+
+
+def test_parse_next_relative_deadline_and_missing_id() -> None:
+    # cargo-lambda sends a constant 600000, not an epoch (P3).
+    head = wire.parse_next(
+        Headers([(wire.H_REQUEST_ID.encode(), b"r"), (wire.H_DEADLINE.encode(), b"600000")]),
+        now_ms=1000,
+    )
+    assert head.deadline_ms == 601000
+    assert head.content_type == "application/json"
+    with pytest.raises(RemoteProtocolError, match="Request-Id"):
+        wire.parse_next(Headers([]), now_ms=0)
