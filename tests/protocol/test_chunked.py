@@ -428,3 +428,20 @@ def test_fast_path_respects_errors_and_eof(decoder_cls: type[ChunkDecoder]) -> N
     assert b"".join(dec.feed(b"90\r\n0\r\n\r\n")) == b"90"
     assert dec.data_total == 10
     assert dec.done
+
+
+def test_empty_feed_inside_chunk_data(decoder_cls: type[ChunkDecoder]) -> None:
+    dec = decoder_cls()
+    dec.feed(b"5\r\nhe")
+    assert dec.feed(b"") == []  # found by the fuzzer: C returned one empty view
+
+
+def test_after_end_error_keeps_the_body_done(decoder_cls: type[ChunkDecoder]) -> None:
+    dec = decoder_cls()
+    dec.feed(b"0\r\n\r\n")
+    with pytest.raises(errors.DataAfterEndError):
+        dec.feed(b"x")
+    assert dec.done
+    dec.eof()  # the body did end; the stray bytes were reported once, by feed()
+    with pytest.raises(errors.DataAfterEndError):
+        dec.feed(b"y")

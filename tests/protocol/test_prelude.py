@@ -177,3 +177,14 @@ def test_response_prelude_rejects_injection(prelude: HttpResponsePrelude) -> Non
 def test_encode_rejects_oversize() -> None:
     with pytest.raises(LocalProtocolError, match="exceeds"):
         encode_prelude({"k": "x" * MAX_PRELUDE})
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'"\xff"\x00', b'{"a":"\xd8"}' + DELIMITER, b"[" * 5000 + b"\x00"],
+    ids=["bad-utf8-string", "lone-surrogate-byte", "deep-nesting"],
+)
+def test_only_prelude_errors_escape(data: bytes) -> None:
+    # Found by the fuzzer: msgspec's UnicodeDecodeError / RecursionError used to escape.
+    with pytest.raises(PreludeError):
+        run([data])

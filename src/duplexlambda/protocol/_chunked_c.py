@@ -67,7 +67,7 @@ class ChunkDecoder(_PyChunkDecoder):
     @property
     def done(self) -> bool:
         """True once the whole body, trailers included, has been read."""
-        return bool(self._d.state == _S_DONE and not self._d.error)
+        return bool(self._d.state == _S_DONE)
 
     @property
     def data_total(self) -> int:
@@ -90,17 +90,18 @@ class ChunkDecoder(_PyChunkDecoder):
 
     def eof(self) -> None:
         """Signal the end of input. Raises ``TruncatedBodyError`` unless the body is done."""
+        if self.done:
+            return  # bytes fed after the end do not undo the body that ended
         if self._d.error:
             raise chunked_error(self._d.error)
-        if self._truncated or not self.done:
-            self._truncated = True
-            self._left = 0
-            raise chunked_error(_E_TRUNCATED)
+        self._truncated = True
+        self._left = 0
+        raise chunked_error(_E_TRUNCATED)
 
     def feed(self, data: Buffer) -> list[memoryview]:
         """Decode ``data``; return the body data pieces it held, in order."""
         n = data.nbytes if type(data) is memoryview else len(data)
-        if self._left > n:
+        if self._left > n > 0:
             # Inside a chunk larger than this read (large uploads): the read is all body data,
             # handed out as one view without crossing into C.
             self._left -= n

@@ -150,8 +150,10 @@ class PreludeDecoder:
             return -1
         try:
             value = msgspec.json.decode(self._buf)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             self._fail(f"prelude is not valid JSON: {exc}")
+        except RecursionError:
+            self._fail("prelude JSON is nested too deeply")
         if not isinstance(value, dict):
             self._fail(f"prelude must be a JSON object, not {type(value).__name__}")
         self.prelude = value

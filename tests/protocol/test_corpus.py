@@ -1,0 +1,177 @@
+"""The accept/reject corpus in tests/protocol/corpus/chunked, on both twins, fed three ways.
+
+Each file runs fed all at once (``oneshot``), one byte at a time until done or error
+(``bytewise``), and all at once with ``TRAILING`` appended (``trailing``). The expected outcome
+of every file is in corpus/chunked/expected.json, written from the hand-checked table in
+corpus/make_corpus.py (which regenerates the corpus).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import pathlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from duplexlambda.errors import ChunkedEncodingError
+from duplexlambda.protocol.chunked import IMPORT_ERROR, CChunkDecoder, PyChunkDecoder
+
+CORPUS = pathlib.Path(__file__).parent / "corpus"
+CHUNKED = CORPUS / "chunked"
+EXPECTED: dict[str, dict[str, dict[str, Any]]] = json.loads((CHUNKED / "expected.json").read_text())
+TRAILING = b"GET / HTTP/1.1\r\n"
+
+
+@dataclass
+class Outcome:
+    """What one decoder made of one input."""
+
+    data: bytes = b""
+    done: bool = False
+    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    unused: bytes = b""
+    error: str | None = None  # class name
+    stage: str | None = None  # "feed" or "eof"
+
+
+def _decode(cls: type[PyChunkDecoder], pieces: list[bytes]) -> Outcome:
+    """Feed ``pieces`` until done or error, then ``eof()``; pieces left after done are unused."""
+    dec = cls()
+    out = Outcome()
+    data: list[bytes] = []
+    rest: list[bytes] = []
+    try:
+        for k, piece in enumerate(pieces):
+            if dec.done:
+                rest = pieces[k:]
+                break
+            data += [bytes(v) for v in dec.feed(piece)]
+    except ChunkedEncodingError as exc:
+        data += [bytes(v) for v in exc.data]
+        out.error, out.stage = type(exc).__name__, "feed"
+    else:
+        try:
+            dec.eof()
+        except ChunkedEncodingError as exc:
+            out.error, out.stage = type(exc).__name__, "eof"
+    out.data = b"".join(data)
+    out.done = dec.done
+    if dec.done:
+        out.trailers = dec.trailers
+        out.unused = dec.unused_data + b"".join(rest)
+    return out
+
+
+def _oneshot(cls: type[PyChunkDecoder], wire: bytes) -> Outcome:
+    return _decode(cls, [wire])
+
+
+def _bytewise(cls: type[PyChunkDecoder], wire: bytes) -> Outcome:
+    return _decode(cls, [wire[k : k + 1] for k in range(len(wire))])
+
+
+def _trailing(cls: type[PyChunkDecoder], wire: bytes) -> Outcome:
+    return _decode(cls, [wire + TRAILING])
+
+
+Mode = Callable[[type[PyChunkDecoder], bytes], Outcome]
+MODES: list[tuple[str, Mode]] = [
+    ("oneshot", _oneshot),
+    ("bytewise", _bytewise),
+    ("trailing", _trailing),
+]
+
+_NO_C = pytest.mark.skipif(
+    CChunkDecoder is None, reason=f"C twin (duplexlambda._chunked_cffi) not built: {IMPORT_ERROR}"
+)
+TWINS: list[tuple[str, type[PyChunkDecoder] | None, list[pytest.MarkDecorator]]] = [
+    ("c", CChunkDecoder, [_NO_C]),
+    ("py", PyChunkDecoder, []),
+]
+
+
+def _params(kind: str) -> list[Any]:
+    """(file, decoder class, mode), with ids like ``invalid/nul-in-extension.bin-c-bytewise``."""
+    return [
+        pytest.param(path.name, cls, mode, id=f"{kind}/{path.name}-{impl}-{mode_name}", marks=marks)
+        for path in sorted((CHUNKED / kind).glob("*.bin"))
+        for impl, cls, marks in TWINS
+        for mode_name, mode in MODES
+    ]
+
+
+def _text(b: bytes) -> str:
+    return b.decode("latin-1")
+
+
+def _trailer_json(value: bytes) -> str | dict[str, Any]:
+    """A trailer value as expected.json writes it (long values by length and digest)."""
+    if len(value) <= 64:
+        return _text(value)
+    return {"len": len(value), "sha256": hashlib.sha256(value).hexdigest()}
+
+
+@pytest.mark.parametrize(("name", "cls", "mode"), _params("valid"))
+def test_valid(name: str, cls: type[PyChunkDecoder] | None, mode: Mode) -> None:
+    assert cls is not None
+    want = EXPECTED["valid"][name]
+    wire = (CHUNKED / "valid" / name).read_bytes()
+    got = mode(cls, wire)
+    assert (got.error, got.stage) == (None, None), f"rejected {wire[:80]!r}..."
+    assert got.done
+    assert len(got.data) == want["data_len"]
+    if "data" in want:
+        assert _text(got.data) == want["data"]
+    assert hashlib.sha256(got.data).hexdigest() == want["data_sha256"]
+    assert [[_text(n), _trailer_json(v)] for n, v in got.trailers] == want["trailers"]
+    unused = want["unused"].encode("latin-1")
+    if mode is _trailing:
+        unused += TRAILING
+    assert got.unused == unused
+
+
+@pytest.mark.parametrize(("name", "cls", "mode"), _params("invalid"))
+def test_invalid(name: str, cls: type[PyChunkDecoder] | None, mode: Mode) -> None:
+    assert cls is not None
+    want = EXPECTED["invalid"][name]
+    wire = (CHUNKED / "invalid" / name).read_bytes()
+    got = mode(cls, wire)
+    error = want["error"]
+    if mode is _trailing and want["stage"] == "eof":
+        # a truncated body: the appended bytes decide the error (hand-checked in the table)
+        error = want["error_with_trailing"]
+    stage = "eof" if error == "TruncatedBodyError" else "feed"
+    assert (got.error, got.stage) == (error, stage)
+    assert not got.done
+
+
+def test_expected_json_lists_every_file() -> None:
+    for kind in ("valid", "invalid"):
+        on_disk = {p.name for p in (CHUNKED / kind).glob("*.bin")}
+        assert on_disk == set(EXPECTED[kind]), kind
+
+
+def _load_generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_corpus", CORPUS / "make_corpus.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_corpus_is_what_the_generator_writes() -> None:
+    """A file edited by hand instead of through make_corpus.py's table fails here."""
+    gen = _load_generator()
+    assert gen.expected_entries() == EXPECTED
+    for kind, cases in (("valid", gen.VALID), ("invalid", gen.INVALID)):
+        for case in cases:
+            assert (CHUNKED / kind / case.name).read_bytes() == case.wire, f"{kind}/{case.name}"
