@@ -1,7 +1,7 @@
 """Echo an upload back in upper case, chunk by chunk, while it is still arriving.
 
-    duplexlambda serve examples.echo.handler
-    curl -sN -T big.txt http://127.0.0.1:9000/
+duplexlambda serve examples.echo.handler
+curl -sN -T big.txt http://127.0.0.1:9000/
 """
 
 from __future__ import annotations
