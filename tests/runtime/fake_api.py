@@ -55,6 +55,8 @@ class Invocation:
     stream_gap: float = 0.0
     #: end the streamed /next body without its last chunk (a client that hung up)
     truncate: bool = False
+    #: set once /next has handed this invocation to the runtime
+    handed_out: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class FakeRuntimeApi:
@@ -175,6 +177,7 @@ class FakeRuntimeApi:
             )
             return
         inv = await self.queue.get()
+        inv.handed_out.set()
         deadline = inv.deadline_ms or int(time.time() * 1000) + 30_000
         fields = {
             "Lambda-Runtime-Aws-Request-Id": inv.request_id,
