@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-uvloop", action="store_true", help="use the stdlib asyncio loop")
     run.set_defaults(func=_cmd_run)
+    __import__("duplexlambda.emulator.cli", fromlist=["cli"]).add_serve_parser(sub)
     return parser
 
 

@@ -1,0 +1,190 @@
+"""``duplexlambda serve HANDLER``: the emulator and a supervised runtime, from the shell.
+
+Only argparse is imported up front: ``duplexlambda run`` builds the same parser, and a
+runtime's cold start must not load the emulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import Emulator
+    from .config import EmulatorConfig
+
+log = logging.getLogger("duplexlambda.emulator")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be 0-65535")
+    return value
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``serve`` command to ``subparsers`` (from ``add_subparsers()``)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="run the local Lambda emulator (function URL, Invoke API, Runtime API)",
+        description="Serve a function URL and the Invoke API on --port, the Runtime API on"
+        " --runtime-api-port, and run HANDLER in a runtime child process.",
+    )
+    parser.add_argument("handler", metavar="HANDLER", nargs="?", help="e.g. app.handler")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=9000, help="function URL port (9000)")
+    parser.add_argument(
+        "--runtime-api-port", type=_port, default=9001, help="Runtime API port (9001)"
+    )
+    parser.add_argument("--task-root", default=".", help="the function's code directory (.)")
+    parser.add_argument(
+        "--mode",
+        choices=["duplex", "lambda"],
+        default="duplex",
+        help="duplex: stream uploads to the runtime (default); lambda: as AWS does",
+    )
+    parser.add_argument(
+        "--timeout", type=_positive_float, default=300.0, help="seconds per invocation (300)"
+    )
+    parser.add_argument(
+        "--concurrency", type=_positive_int, default=1, help="AWS_LAMBDA_MAX_CONCURRENCY (1)"
+    )
+    parser.add_argument(
+        "--no-runtime", action="store_true", help="start no runtime; any runtime may connect"
+    )
+    parser.add_argument(
+        "--response-limit",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="cap on a streamed response (lambda mode: 200 MiB; 0: none)",
+    )
+    parser.add_argument(
+        "--throttle", action="store_true", help="6 MiB burst then 2 MiB/s, as AWS streams"
+    )
+    # Internal: the runtime's command line (tests point it at awslambdaric).
+    parser.add_argument("--runtime-cmd", default=None, help=argparse.SUPPRESS)
+    parser.set_defaults(func=run_serve)
+    return parser
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Entry point of ``duplexlambda serve``; returns the exit status."""
+    if not args.handler and not args.no_runtime:
+        print("duplexlambda serve: HANDLER is required unless --no-runtime", file=sys.stderr)
+        return 2
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
+    from .config import EmulatorConfig
+
+    try:
+        config = EmulatorConfig(
+            host=args.host,
+            port=args.port,
+            runtime_api_port=args.runtime_api_port,
+            mode=args.mode,
+            timeout=args.timeout,
+            concurrency=args.concurrency,
+            response_limit=args.response_limit,
+            throttle=args.throttle,
+        )
+    except ValueError as exc:
+        print(f"duplexlambda serve: {exc}", file=sys.stderr)
+        return 2
+    args.task_root = os.path.abspath(args.task_root)
+    return _run(_serve(config, args))
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    import asyncio
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def banner(emulator: Emulator, supervised: bool) -> str:
+    """What ``serve`` prints once it listens: where everything is, and how to try it."""
+    config = emulator.config
+    invoke = f"{emulator.url}2015-03-31/functions/{config.function_name}/invocations"
+    runtime_note = "" if supervised else "  (start your runtime with this)"
+    return "\n".join(
+        [
+            f"duplexlambda emulator: mode {config.mode}, timeout {config.timeout:g} s",
+            f"  Function URL: {emulator.url}",
+            f"  Invoke API:   {invoke}",
+            f"  Runtime API:  AWS_LAMBDA_RUNTIME_API={emulator.runtime_api}{runtime_note}",
+            "Try:",
+            f"  curl -N --data-binary 'hello' {emulator.url}",
+            f"  curl -d '{{}}' {invoke}",
+        ]
+    )
+
+
+async def _serve(config: EmulatorConfig, args: argparse.Namespace) -> int:
+    from .app import Emulator
+    from .supervisor import Supervisor, runtime_command
+
+    emulator = Emulator(config)
+    try:
+        await emulator.start()
+    except OSError as exc:
+        print(f"duplexlambda serve: cannot listen on {config.host}: {exc}", file=sys.stderr)
+        return 1
+    supervisor = None
+    try:
+        if not args.no_runtime:
+            command = runtime_command(args.handler, args.runtime_cmd)
+            supervisor = Supervisor(emulator, args.handler, command, args.task_root)
+        print(banner(emulator, supervisor is not None), flush=True)
+        if supervisor is not None:
+            await supervisor.start()
+        await _wait_for_signal()
+        log.info("stopping")
+    finally:
+        if supervisor is not None:
+            await supervisor.stop()
+        await emulator.close()
+    return 0
+
+
+async def _wait_for_signal() -> None:
+    """Until SIGINT (Ctrl-C) or SIGTERM."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+__all__ = ["add_serve_parser", "banner", "run_serve"]

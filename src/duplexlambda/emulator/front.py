@@ -1,0 +1,307 @@
+"""The main port: a function URL for any method and path, and the Invoke API on its paths.
+
+Function-URL requests become payload-format 2.0 invocations. In duplex mode the upload is
+not buffered (the runtime may take it as a stream); in lambda mode it is, with AWS's 6 MB
+cap. The runtime's answer is relayed as it arrives: each runtime chunk is one client chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from duplexlambda.errors import (
+    BrokenResourceError,
+    LocalProtocolError,
+    PayloadTooLargeError,
+    PreludeError,
+)
+from duplexlambda.protocol.prelude import HTTP_INTEGRATION_RESPONSE, PreludeDecoder
+
+from . import invoke_api
+from .furl import (
+    HeaderList,
+    HttpRequestInfo,
+    build_event,
+    http_head,
+    map_buffered_response,
+    with_body,
+)
+from .hub import Hub, cancel_on_disconnect, new_trace_id
+from .invocations import (
+    MAX_PAYLOAD,
+    BufferedPayload,
+    Chunk,
+    End,
+    Failure,
+    Head,
+    HttpStreamPayload,
+    Invocation,
+    Payload,
+    ResultEvent,
+    error_payload,
+)
+from .server import Request, Response
+
+log = logging.getLogger("duplexlambda.emulator")
+
+#: What a caller gets when the runtime's prelude or result object cannot be sent as HTTP.
+INVALID_RESPONSE = "Runtime.InvalidResponse"
+_JSON = "application/json"
+
+
+class Front:
+    """The main port's app: Invoke API paths go to ``invoke_api``, all else is the URL."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    async def __call__(self, request: Request, response: Response) -> None:
+        route = invoke_api.match(request.path)
+        if route is not None:
+            await invoke_api.handle(self._hub, route, request, response)
+        else:
+            await self._function_url(request, response)
+
+    async def _function_url(self, request: Request, response: Response) -> None:
+        duplex = self._hub.config.mode == "duplex"
+        invocation = await self._invocation(request, duplex)
+        if not invocation.settled:
+            self._hub.dispatcher.submit(invocation)
+        relay = UrlRelay(invocation, response, duplex)
+        async with cancel_on_disconnect(request, invocation, duplex):
+            async for event in invocation.results:
+                await relay.handle(event)
+        relay.close()
+        self._hub.record("function-url", invocation, request, response, truncated=relay.truncated)
+
+    async def _invocation(self, request: Request, duplex: bool) -> Invocation:
+        request_id = str(uuid.uuid4())
+        trace_id = new_trace_id()
+        host = request.peer[0]
+        server_port = request.header("host") or ""
+        info = HttpRequestInfo(
+            method=request.method,
+            raw_path=request.path,
+            raw_query=request.query,
+            headers=request.headers,
+            source_ip=host,
+            request_id=request_id,
+            now_ms=int(time.time() * 1000),
+            extra_headers={
+                "x-amzn-trace-id": trace_id,
+                "x-forwarded-for": host,
+                "x-forwarded-proto": "http",
+                "x-forwarded-port": server_port.rpartition(":")[2] or "80",
+            },
+        )
+        event = build_event(info)
+        content_type = request.header("content-type")
+        payload: Payload
+        if duplex:
+            payload = HttpStreamPayload(event, request.body, content_type)
+        else:
+            payload = BufferedPayload(b"")
+        invocation = self._hub.new_invocation(
+            payload,
+            request_id=request_id,
+            trace_id=trace_id,
+            response_limit=self._hub.config.stream_limit,
+        )
+        if not duplex:
+            await self._buffer(invocation, request, event, content_type)
+        return invocation
+
+    async def _buffer(
+        self, invocation: Invocation, request: Request, event: dict[str, object], ctype: str | None
+    ) -> None:
+        """Lambda mode: read the upload whole, capped as AWS caps the event (413 above)."""
+        declared = request.header("content-length")
+        try:
+            if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD:
+                raise PayloadTooLargeError("declared body over the cap", int(declared))
+            body = await request.body.read_all(MAX_PAYLOAD)
+            data = with_body(event, body, ctype)
+            if len(data) > MAX_PAYLOAD:
+                raise PayloadTooLargeError("event over the cap", len(data))
+        except PayloadTooLargeError as exc:
+            invocation.reject(
+                413,
+                "RequestTooLargeException",
+                f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction"
+                f" operation (got {exc.size} bytes or more)",
+            )
+            return
+        except BrokenResourceError:
+            invocation.reject(400, "InvalidRequestContentException", "request body truncated")
+            return
+        invocation.payload = BufferedPayload(data)
+
+
+class UrlRelay:
+    """Turns one invocation's result events into the client's HTTP response.
+
+    States: waiting for the head; then collecting a buffered result, decoding a prelude
+    (which may arrive split across any chunks), or streaming; then closed. A failure after
+    the client's head went out ends the response without its last chunk (truncation).
+    """
+
+    def __init__(self, invocation: Invocation, response: Response, duplex: bool) -> None:
+        self._inv = invocation
+        self._resp = response
+        self._duplex = duplex
+        self._collected: list[bytes] | None = None
+        self._prelude: PreludeDecoder | None = None
+        self._prelude_seen = 0
+        self._content_type: str | None = None
+        self._closed = False
+        self.client_gone = False
+        self.truncated = False
+
+    async def handle(self, event: ResultEvent) -> None:
+        """Act on one result event."""
+        if self._closed:
+            return
+        if isinstance(event, Head):
+            await self._on_head(event)
+        elif isinstance(event, Chunk):
+            await self._on_chunk(event.data)
+        elif isinstance(event, End):
+            await self._on_end()
+        elif isinstance(event, Failure):
+            await self._on_failure(event)
+        else:
+            await self._send(event.status, _error_json(event.error_type, event.message))
+
+    def close(self) -> None:
+        """After the last event: a response still open (caller or runtime gone) is cut."""
+        if self._resp.started and not self._resp.ended and not self._resp.aborted:
+            self.truncated = True
+            self._resp.abort()
+
+    # --- events -------------------------------------------------------------------------
+
+    async def _on_head(self, head: Head) -> None:
+        self._content_type = head.content_type
+        if not head.streaming:
+            self._collected = []
+        elif head.content_type.split(";", 1)[0].strip() == HTTP_INTEGRATION_RESPONSE:
+            self._prelude = PreludeDecoder()
+        else:
+            self._start(200, [("Content-Type", head.content_type)])
+
+    async def _on_chunk(self, data: bytes) -> None:
+        if self._collected is not None:
+            self._collected.append(data)
+        elif self._prelude is not None and not self._resp.started:
+            await self._on_prelude_bytes(self._prelude, data)
+        else:
+            await self._write(data)
+
+    async def _on_prelude_bytes(self, decoder: PreludeDecoder, data: bytes) -> None:
+        """Feed the prelude decoder; once it completes, send the head and the rest."""
+        self._prelude_seen += len(data)
+        try:
+            pieces = decoder.feed(data)
+            if not decoder.complete:
+                return
+            assert decoder.prelude is not None
+            status, headers = http_head(decoder.prelude)
+        except PreludeError as exc:
+            await self._invalid(exc)
+            return
+        self._start(status, headers)
+        for piece in pieces:
+            await self._write(piece)
+
+    async def _on_end(self) -> None:
+        if self._collected is not None:
+            try:
+                result = map_buffered_response(b"".join(self._collected), self._content_type)
+            except PreludeError as exc:
+                await self._invalid(exc)
+                return
+            await self._send(result.status, result.body, result.headers)
+            return
+        if self._prelude is not None and not self._resp.started:
+            if self._prelude_seen:
+                await self._invalid(PreludeError("stream ended inside the prelude"))
+                return
+            # A prelude announced but never written (Node P1): AWS answers a plain 200.
+            self._start(200, [])
+        await self._end()
+
+    async def _on_failure(self, failure: Failure) -> None:
+        if self._resp.started:
+            log.warning(
+                "invocation %s failed mid-stream (%s): cutting the client's response",
+                self._inv.request_id,
+                failure.error_type,
+            )
+            self.truncated = True
+            self._closed = True
+            self._resp.abort()
+            return
+        status = 504 if failure.error_type == "Sandbox.Timeout" else 502
+        await self._send(status, failure.payload)
+
+    async def _invalid(self, exc: PreludeError) -> None:
+        log.warning(
+            "invocation %s: invalid response from the runtime: %s", self._inv.request_id, exc
+        )
+        if self._duplex:
+            self._inv.cancel()  # stop the runtime's stream: nobody can receive it
+        await self._send(502, _error_json(INVALID_RESPONSE, str(exc)))
+        self._closed = True
+
+    # --- writing to the client (tolerant of a client that left) ---------------------------
+
+    def _headers(self, headers: HeaderList) -> HeaderList:
+        return [*headers, ("x-amzn-RequestId", self._inv.request_id)]
+
+    def _start(self, status: int, headers: HeaderList, length: int | None = None) -> None:
+        if self.client_gone:
+            return
+        try:
+            self._resp.start(status, self._headers(headers), length=length)
+        except BrokenResourceError:
+            self._gone()
+        except LocalProtocolError as exc:  # a header http_head let through but HTTP refuses
+            raise PreludeError(str(exc)) from exc
+
+    async def _write(self, data: bytes | memoryview) -> None:
+        if self.client_gone or self._resp.aborted:
+            return
+        try:
+            await self._resp.write(data)
+        except BrokenResourceError:
+            self._gone()
+
+    async def _end(self) -> None:
+        if self.client_gone or self._resp.aborted:
+            return
+        try:
+            await self._resp.end()
+        except BrokenResourceError:
+            self._gone()
+        self._closed = True
+
+    async def _send(self, status: int, body: bytes, headers: HeaderList | None = None) -> None:
+        fields = headers if headers is not None else [("Content-Type", _JSON)]
+        try:
+            self._start(status, fields, length=len(body))
+        except PreludeError as exc:
+            await self._invalid(exc)
+            return
+        await self._write(body)
+        await self._end()
+
+    def _gone(self) -> None:
+        self.client_gone = True
+        if self._duplex:
+            self._inv.cancel()
+
+
+def _error_json(error_type: str, message: str) -> bytes:
+    return error_payload(error_type, message)

@@ -1,0 +1,129 @@
+"""What the fronts share: settings, the dispatcher, records, background tasks, the log tail."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from .config import EmulatorConfig, InvocationRecord
+from .invocations import Dispatcher, Invocation, Payload
+from .server import Request, Response
+
+log = logging.getLogger("duplexlambda.emulator")
+
+#: InvokeComplete / X-Amz-Log-Result carry the last 4 KB of the log (runtime-api.md 8).
+LOG_TAIL_BYTES = 4096
+
+
+class LogTail:
+    """The last 4 KiB of the runtime's output, for ``X-Amz-Log-Type: Tail``.
+
+    Lambda returns the tail of the invocation's own log; the emulator keeps one tail for the
+    whole runtime process, so concurrent invocations share it.
+    """
+
+    def __init__(self, size: int = LOG_TAIL_BYTES) -> None:
+        self._size = size
+        self._buf = bytearray()
+
+    def append(self, data: bytes) -> None:
+        self._buf += data
+        del self._buf[: -self._size]
+
+    def base64(self) -> str:
+        return base64.b64encode(bytes(self._buf)).decode("ascii")
+
+
+def new_trace_id() -> str:
+    """An X-Ray trace header, as Lambda passes in ``Lambda-Runtime-Trace-Id``."""
+    return (
+        f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
+        f"Parent={secrets.token_hex(8)};Sampled=0"
+    )
+
+
+class Hub:
+    """Shared state of one emulated function, handed to every front."""
+
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        dispatcher: Dispatcher,
+        record: Callable[[InvocationRecord], None],
+    ) -> None:
+        self.config = config
+        self.dispatcher = dispatcher
+        self.log_tail = LogTail()
+        self._record = record
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def new_invocation(self, payload: Payload, **fields: Any) -> Invocation:
+        """An invocation of this function, with its ARN and a trace id."""
+        fields.setdefault("function_arn", self.config.function_arn)
+        fields.setdefault("trace_id", new_trace_id())
+        return Invocation(payload, **fields)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a background task that ``close()`` cancels (async ``Event`` invocations)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def record(
+        self,
+        kind: str,
+        invocation: Invocation,
+        request: Request,
+        response: Response,
+        *,
+        truncated: bool = False,
+    ) -> InvocationRecord:
+        """Record (and log) how an invocation ended for its caller."""
+        now = time.monotonic()
+        first = response.first_byte_at
+        entry = InvocationRecord(
+            request_id=invocation.request_id,
+            kind=kind,
+            status=response.status,
+            error_type=invocation.error_type,
+            bytes_in=request.body.received,
+            bytes_out=response.bytes_sent,
+            duration_ms=(now - request.received_at) * 1000,
+            ttfb_ms=None if first is None else (first - request.received_at) * 1000,
+            truncated=truncated,
+        )
+        self._record(entry)
+        return entry
+
+
+@contextlib.asynccontextmanager
+async def cancel_on_disconnect(
+    request: Request, invocation: Invocation, enabled: bool
+) -> AsyncIterator[None]:
+    """While inside, a caller hang-up cancels ``invocation`` (duplex mode).
+
+    In lambda mode (``enabled`` False) nothing happens: AWS keeps running, and billing, a
+    function whose caller left (P14), so the front keeps consuming its results.
+    """
+    if not enabled:
+        yield
+        return
+    watch = asyncio.ensure_future(request.disconnected.wait())
+    watch.add_done_callback(lambda task: None if task.cancelled() else invocation.cancel())
+    try:
+        yield
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)

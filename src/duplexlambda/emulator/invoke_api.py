@@ -1,0 +1,265 @@
+"""The Lambda Invoke API on the main port, enough for boto3's ``invoke`` and
+``invoke_with_response_stream`` (runtime-api.md 7).
+
+``POST /2015-03-31/functions/{name}/invocations`` is buffered: a function error still
+answers 200, with ``X-Amz-Function-Error: Unhandled`` and the error JSON as the payload.
+``POST /2021-11-15/functions/{name}/response-streaming-invocations`` answers with event-stream
+framing: one ``PayloadChunk`` per runtime chunk, then ``InvokeComplete``. The prelude of an
+http-integration-response is payload like any other byte: it is passed through, not parsed.
+Every function name is this emulator's one function.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+import msgspec
+
+from duplexlambda.errors import BrokenResourceError, PayloadTooLargeError
+
+from . import eventstream
+from .hub import Hub, cancel_on_disconnect
+from .invocations import (
+    MAX_PAYLOAD,
+    BufferedPayload,
+    Chunk,
+    End,
+    Failure,
+    Head,
+    Invocation,
+    Rejected,
+)
+from .server import Request, Response
+
+log = logging.getLogger("duplexlambda.emulator")
+
+_INVOKE = re.compile(r"/2015-03-31/functions/([^/]+)/invocations/?")
+_STREAM = re.compile(r"/2021-11-15/functions/([^/]+)/response-streaming-invocations/?")
+#: What ``ResponseStreamContentType`` (the Content-Type header) reads. UNCONFIRMED whether
+#: AWS puts the function's type there; the CLI docs and cargo-lambda show this one.
+EVENTSTREAM_TYPE = "application/vnd.amazon.eventstream"
+EXECUTED_VERSION = "$LATEST"
+
+
+@dataclass(frozen=True)
+class Route:
+    """An Invoke API call: ``kind`` is ``"invoke"`` or ``"invoke-stream"``."""
+
+    kind: str
+    function_name: str
+
+
+def match(path: str) -> Route | None:
+    """The Invoke API route of ``path``, or None for a function-URL path."""
+    if m := _INVOKE.fullmatch(path):
+        return Route("invoke", m.group(1))
+    if m := _STREAM.fullmatch(path):
+        return Route("invoke-stream", m.group(1))
+    return None
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+
+
+async def _aws_error(response: Response, status: int, error_type: str, message: str) -> None:
+    # rest-json errors: the code in x-amzn-ErrorType (botocore reads it), a JSON body.
+    body = msgspec.json.encode({"Type": "User", "message": message})
+    headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)]
+    with contextlib.suppress(BrokenResourceError):
+        await response.send(status, headers, body)
+
+
+def _client_context(request: Request) -> str | None:
+    """``X-Amz-Client-Context``: base64 JSON, passed to the runtime decoded (as RIE does)."""
+    raw = request.header("x-amz-client-context")
+    if not raw:
+        return None
+    try:
+        value = msgspec.json.decode(base64.b64decode(raw, validate=True))
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise _BadRequest(
+            400,
+            "InvalidRequestContentException",
+            "Client context must be a valid Base64-encoded JSON object.",
+        ) from None
+    # Re-encoded compactly: the value becomes a header line, so it must not hold newlines.
+    return msgspec.json.encode(value).decode("utf-8")
+
+
+async def _read_payload(request: Request) -> bytes:
+    declared = request.header("content-length")
+    try:
+        if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD:
+            raise PayloadTooLargeError("declared payload over the cap", int(declared))
+        return await request.body.read_all(MAX_PAYLOAD)
+    except PayloadTooLargeError:
+        raise _BadRequest(
+            413,
+            "RequestTooLargeException",
+            f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation",
+        ) from None
+
+
+async def _invocation(hub: Hub, route: Route, request: Request) -> Invocation:
+    client_context = _client_context(request)
+    payload = await _read_payload(request)
+    qualifier = dict(parse_qsl(request.query, keep_blank_values=True)).get("Qualifier")
+    arn = hub.config.function_arn + (f":{qualifier}" if qualifier else "")
+    # A buffered Invoke of a streaming runtime is capped like any buffered response (3.3.5).
+    limit = MAX_PAYLOAD if route.kind == "invoke" else hub.config.stream_limit
+    return hub.new_invocation(
+        BufferedPayload(payload, "application/json"),
+        function_arn=arn,
+        client_context=client_context,
+        tenant_id=request.header("x-amz-tenant-id"),
+        response_limit=limit,
+    )
+
+
+async def handle(hub: Hub, route: Route, request: Request, response: Response) -> None:
+    """Serve one Invoke API call."""
+    if request.method != "POST":
+        await request.body.discard(1024 * 1024)
+        await response.send(405, [("Allow", "POST")], b"")
+        return
+    invocation_type = request.header("x-amz-invocation-type") or "RequestResponse"
+    try:
+        invocation = await _invocation(hub, route, request)
+    except _BadRequest as exc:
+        log.warning("invoke api: %d %s", exc.status, exc.message)
+        await _aws_error(response, exc.status, exc.error_type, exc.message)
+        return
+    except BrokenResourceError:
+        return
+    if invocation_type == "DryRun":
+        await response.send(204, [("x-amzn-RequestId", invocation.request_id)])
+        return
+    hub.dispatcher.submit(invocation)
+    if invocation_type == "Event" and route.kind == "invoke":
+        hub.spawn(_drain(invocation))
+        await response.send(202, [("x-amzn-RequestId", invocation.request_id)])
+        hub.record("invoke", invocation, request, response)
+        return
+    tail = (request.header("x-amz-log-type") or "").lower() == "tail"
+    duplex = hub.config.mode == "duplex"
+    async with cancel_on_disconnect(request, invocation, duplex):
+        if route.kind == "invoke":
+            await _buffered(hub, invocation, response, tail)
+        else:
+            await _streamed(hub, invocation, response, tail, duplex)
+    hub.record(route.kind, invocation, request, response, truncated=response.aborted)
+
+
+async def _drain(invocation: Invocation) -> None:
+    async for _ in invocation.results:
+        pass
+
+
+async def _buffered(hub: Hub, invocation: Invocation, response: Response, tail: bool) -> None:
+    content_type = "application/json"
+    parts: list[bytes] = []
+    failure: Failure | None = None
+    async for event in invocation.results:
+        if isinstance(event, Head):
+            content_type = event.content_type
+        elif isinstance(event, Chunk):
+            parts.append(event.data)
+        elif isinstance(event, Failure):
+            failure = event
+        elif isinstance(event, Rejected):
+            await _aws_error(response, event.status, event.error_type, event.message)
+            return
+    if invocation.cancelled:
+        return
+    headers = [
+        ("X-Amz-Executed-Version", EXECUTED_VERSION),
+        ("x-amzn-RequestId", invocation.request_id),
+    ]
+    if tail:
+        headers.append(("X-Amz-Log-Result", hub.log_tail.base64()))
+    if failure is not None:
+        headers += [("Content-Type", "application/json"), ("X-Amz-Function-Error", "Unhandled")]
+        body = failure.payload
+    else:
+        headers.append(("Content-Type", content_type))
+        body = b"".join(parts)
+    with contextlib.suppress(BrokenResourceError):
+        await response.send(200, headers, body)
+
+
+class _EventWriter:
+    """Writes event-stream messages, one HTTP chunk each, tolerating a caller that left."""
+
+    def __init__(self, invocation: Invocation, response: Response, duplex: bool) -> None:
+        self._inv, self._resp, self._duplex = invocation, response, duplex
+        self.gone = False
+
+    def start(self) -> None:
+        if self._resp.started or self.gone:
+            return
+        headers = [
+            ("Content-Type", EVENTSTREAM_TYPE),
+            ("X-Amz-Executed-Version", EXECUTED_VERSION),
+            ("x-amzn-RequestId", self._inv.request_id),
+        ]
+        try:
+            self._resp.start(200, headers)
+        except BrokenResourceError:
+            self._gone()
+
+    async def write(self, message: bytes) -> None:
+        self.start()
+        if self.gone:
+            return
+        try:
+            await self._resp.write(message)
+        except BrokenResourceError:
+            self._gone()
+
+    async def end(self) -> None:
+        if self.gone:
+            return
+        try:
+            await self._resp.end()
+        except BrokenResourceError:
+            self._gone()
+
+    def _gone(self) -> None:
+        self.gone = True
+        if self._duplex:
+            self._inv.cancel()
+
+
+async def _streamed(
+    hub: Hub, invocation: Invocation, response: Response, tail: bool, duplex: bool
+) -> None:
+    writer = _EventWriter(invocation, response, duplex)
+    log_result = hub.log_tail.base64() if tail else None
+    async for event in invocation.results:
+        if isinstance(event, Rejected):
+            await _aws_error(response, event.status, event.error_type, event.message)
+            return
+        if isinstance(event, Head):
+            writer.start()
+        elif isinstance(event, Chunk):
+            await writer.write(eventstream.payload_chunk(event.data))
+        elif isinstance(event, End):
+            await writer.write(eventstream.invoke_complete(log_result=log_result))
+            await writer.end()
+        elif isinstance(event, Failure):
+            # ErrorCode is the runtime's type as sent, ErrorDetails its decoded error JSON
+            # (the Managed Instances mapping; UNCONFIRMED for classic Lambda, 7).
+            details = event.payload.decode("utf-8", "replace")
+            await writer.write(eventstream.invoke_complete(event.error_type, details, log_result))
+            await writer.end()
+    if response.started and not response.ended and not response.aborted:
+        response.abort()  # the caller left or the relay was cancelled mid-stream

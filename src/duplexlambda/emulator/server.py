@@ -1,0 +1,560 @@
+"""An asyncio HTTP/1.1 server (``asyncio.Protocol``), shared by both emulator listeners.
+
+Heads are parsed by ``protocol.http1.HeadReader`` and bodies framed by its readers (our chunk
+decoder, trailers kept); this module only moves bytes. What it guarantees:
+
+- keep-alive, and pipelining-safe: the next request head is parsed only once the current
+  response has ended, and bytes that arrive early are held (bounded: reading pauses);
+- the request body is handed over piece by piece as it arrives; reading pauses above a high
+  watermark until the consumer drains, so memory stays flat for any upload size;
+- one ``write()`` is one chunk on the wire (no coalescing) and waits while the transport's
+  buffer is above its high watermark;
+- ``TCP_NODELAY`` on every accepted socket: without it two small writes cost a 40 ms
+  delayed-ACK stall;
+- head limits answered with 431 / 414 / 400 and a log line, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from http import HTTPStatus
+from typing import Any, cast
+
+from duplexlambda.errors import (
+    BrokenResourceError,
+    BusyResourceError,
+    ChunkedEncodingError,
+    PayloadTooLargeError,
+    RemoteProtocolError,
+)
+from duplexlambda.protocol.chunked import ChunkEncoder, PyChunkEncoder, Trailers
+from duplexlambda.protocol.http1 import (
+    BodyReader,
+    HeaderInput,
+    Headers,
+    HeadReader,
+    RequestHead,
+    body_reader,
+    encode_response_head,
+)
+
+log = logging.getLogger("duplexlambda.emulator")
+
+#: Longest request target we accept (414 beyond); the whole head is capped at MAX_HEAD (431).
+MAX_URL = 16 * 1024
+#: Request body bytes held for a consumer before reading from the socket pauses.
+BODY_HIGH_WATER = 512 * 1024
+BODY_LOW_WATER = 128 * 1024
+#: Transport write buffer watermarks: ``Response.write`` waits above the high one.
+WRITE_HIGH_WATER = 256 * 1024
+WRITE_LOW_WATER = 64 * 1024
+#: Pipelined bytes held while a response is still being sent, before reading pauses.
+PIPELINE_HOLD = 64 * 1024
+#: An unread request body is drained this far (bytes, seconds) before the connection closes.
+LINGER_BYTES = 64 * 1024 * 1024
+LINGER_SECONDS = 5.0
+
+App = Callable[["Request", "Response"], Awaitable[None]]
+
+
+class Body:
+    """A request body, delivered piece by piece as the bytes arrive.
+
+    ``read()`` returns the next piece, ``b""`` once the body has ended; it raises
+    ``BrokenResourceError`` if the client hung up (or sent a malformed body) before the end,
+    after every piece received before that was returned. One reader at a time
+    (``BusyResourceError`` otherwise). ``trailers`` holds the chunked trailer fields at the end.
+    """
+
+    def __init__(self, conn: HttpServerProtocol, expect_continue: bool) -> None:
+        self._conn = conn
+        self._pieces: deque[bytes] = deque()
+        self._buffered = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._expect_continue = expect_continue
+        self.done = False  #: the whole body (and trailers) has arrived
+        self.error: Exception | None = None  #: why the body was cut short
+        self.received = 0  #: body bytes received so far
+        self.last_piece = b""  #: what the latest ``read()`` returned
+        self.trailers = Headers()
+
+    # producer side (the protocol)
+
+    def _feed(self, pieces: list[memoryview]) -> None:
+        for piece in pieces:
+            data = bytes(piece)
+            self._pieces.append(data)
+            self._buffered += len(data)
+            self.received += len(data)
+        if self._buffered > BODY_HIGH_WATER:
+            self._conn.pause_reading_for("body")
+        self._wake()
+
+    def _finish(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        self.done = True
+        self.trailers = Headers(trailers)
+        self._conn.resume_reading_for("body")
+        self._wake()
+
+    def _fail(self, exc: Exception) -> None:
+        if not self.done and self.error is None:
+            self.error = exc
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # consumer side
+
+    @property
+    def ended(self) -> bool:
+        """True once ``read()`` has nothing more to give (end of body or an error)."""
+        return not self._pieces and (self.done or self.error is not None)
+
+    async def read(self) -> bytes:
+        """The next piece of the body; ``b""`` at its end.
+
+        Raises:
+            BrokenResourceError: the client disconnected or sent a malformed body.
+            BusyResourceError: another task is already waiting in ``read()``.
+        """
+        if self._waiter is not None:
+            raise BusyResourceError("another task is reading this body")
+        if self._expect_continue:
+            self._expect_continue = False
+            self._conn.send_continue()
+        while not self._pieces:
+            if self.error is not None:
+                raise BrokenResourceError(str(self.error)) from self.error
+            if self.done:
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        piece = self._pieces.popleft()
+        self.last_piece = piece
+        self._buffered -= len(piece)
+        if self._buffered <= BODY_LOW_WATER:
+            self._conn.resume_reading_for("body")
+        return piece
+
+    async def read_all(self, limit: int) -> bytes:
+        """The whole body, at most ``limit`` bytes.
+
+        Raises:
+            PayloadTooLargeError: the body is longer (``size``: bytes seen, at least limit+1).
+            BrokenResourceError: as ``read()``.
+        """
+        parts: list[bytes] = []
+        size = 0
+        while piece := await self.read():
+            size += len(piece)
+            if size > limit:
+                raise PayloadTooLargeError(f"body over {limit} bytes", size)
+            parts.append(piece)
+        return b"".join(parts)
+
+    async def discard(self, limit: int) -> bool:
+        """Read and drop up to ``limit`` bytes; True if the body ended cleanly within them."""
+        seen = 0
+        try:
+            while piece := await self.read():
+                seen += len(piece)
+                if seen > limit:
+                    return False
+        except BrokenResourceError:
+            return False
+        return True
+
+
+class Request:
+    """One request: its head, its streamed body, and a flag set when the client is gone."""
+
+    def __init__(self, head: RequestHead, conn: HttpServerProtocol) -> None:
+        self.method = head.method.decode("latin-1")
+        self.target = head.target.decode("latin-1")
+        path, _, query = self.target.partition("?")
+        self.path = path  #: the raw (still percent-encoded) path
+        self.query = query  #: the raw query string, "" when absent
+        self.headers = head.headers
+        self.http_version = head.http_version
+        self.keep_alive = head.keep_alive
+        self.peer: tuple[str, int] = conn.peer
+        expect = (head.headers.get(b"expect") or b"").lower() == b"100-continue"
+        self.body = Body(conn, expect_continue=expect)
+        #: set when the connection is lost (client hang-up, or the server closing it)
+        self.disconnected = asyncio.Event()
+        self.received_at = time.monotonic()
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case) as text, or None."""
+        value = self.headers.get(name)
+        return None if value is None else value.decode("latin-1")
+
+
+class Response:
+    """Writes one response: a head, then body bytes (one chunk per write), then the end.
+
+    Writes to a client that has gone raise ``BrokenResourceError``. ``abort()`` closes the
+    connection at once, so a chunked body in progress ends without its last-chunk: the
+    client sees a truncated response.
+    """
+
+    def __init__(self, conn: HttpServerProtocol, request: Request) -> None:
+        self._conn = conn
+        self._chunked = False
+        self._encoder: PyChunkEncoder | None = None
+        self._head_only = request.method == "HEAD"
+        # HTTP/1.0 has no chunked coding: such a body ends with the connection.
+        self._close_delimited = request.http_version == "1.0"
+        self.keep_alive = request.keep_alive and not self._close_delimited
+        self.started = False
+        self.ended = False
+        self.aborted = False
+        self.status = 0
+        self.bytes_sent = 0  #: body bytes written
+        self.first_byte_at: float | None = None  #: monotonic time the head went out
+
+    def start(self, status: int, headers: HeaderInput, *, length: int | None = None) -> None:
+        """Send the status line and headers; the body is chunked unless ``length`` is given.
+
+        Raises:
+            BrokenResourceError: the client has gone.
+            LocalProtocolError: a header that would break the framing.
+        """
+        if self.started:
+            raise RuntimeError("response already started")
+        fields: list[tuple[bytes | str, bytes | str]] = list(headers)
+        if length is not None:
+            fields.append(("Content-Length", str(length)))
+        elif self._close_delimited:
+            self.keep_alive = False
+        else:
+            self._chunked = True
+            self._encoder = ChunkEncoder()
+            fields.append(("Transfer-Encoding", "chunked"))
+        if not self.keep_alive:
+            fields.append(("Connection", "close"))
+        head = encode_response_head(status, fields, _reason(status))
+        self._conn.write(head)
+        self.started = True
+        self.status = status
+        self.first_byte_at = time.monotonic()
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` as one chunk (or raw bytes with Content-Length); wait for drain."""
+        if not data:
+            return
+        self.bytes_sent += len(data)
+        if not self._head_only:
+            self._conn.write(self._encoder.data(data) if self._encoder else data)
+        await self._conn.drain()
+
+    async def end(self, trailers: Trailers | None = None) -> None:
+        """Finish the body (the last-chunk and ``trailers`` when chunked)."""
+        if self._encoder is not None and not self._head_only:
+            self._conn.write(self._encoder.end(trailers))
+        self.ended = True
+        await self._conn.drain()
+
+    async def send(self, status: int, headers: HeaderInput, body: bytes = b"") -> None:
+        """A whole response with a Content-Length."""
+        self.start(status, headers, length=len(body))
+        await self.write(body)
+        await self.end()
+
+    def abort(self) -> None:
+        """Close the connection now (what was written is still flushed first)."""
+        self.aborted = True
+        self._conn.close()
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+class HttpServerProtocol(asyncio.Protocol):
+    """One client connection: parses heads, frames bodies, runs the app once per request."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._heads = HeadReader("request")
+        self._reader: BodyReader | None = None
+        self._request: Request | None = None
+        self._response: Response | None = None
+        self._held = bytearray()  # bytes of the next (pipelined) request
+        self._pauses: set[str] = set()
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._lost = False
+        self.peer: tuple[str, int] = ("", 0)
+
+    # --- asyncio callbacks ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCP transport implements asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.peer = (str(peer[0]), int(peer[1]))
+        self._transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        self._server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return  # rejected or aborted: what still arrives is of no use
+        if self._request is None:
+            self._feed_head(data)
+        elif self._reader is not None and not self._request.body.done:
+            self._feed_body(data)
+        else:
+            self._held += data
+            if len(self._held) > PIPELINE_HOLD:
+                self.pause_reading_for("pipelined")
+
+    def eof_received(self) -> bool:
+        # A client that half-closes is treated as gone: close, and connection_lost follows.
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._server.connections.discard(self)
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_exception(BrokenResourceError("client disconnected"))
+        self._drain_waiters.clear()
+        if self._request is not None:
+            self._request.body._fail(BrokenResourceError("client disconnected"))
+            self._request.disconnected.set()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    # --- flow control and writing (used by Body and Response) -----------------------------
+
+    def pause_reading_for(self, reason: str) -> None:
+        """Stop reading the socket until every reason given has been resumed."""
+        if reason not in self._pauses:
+            self._pauses.add(reason)
+            if len(self._pauses) == 1 and self._transport and not self._transport.is_closing():
+                self._transport.pause_reading()
+
+    def resume_reading_for(self, reason: str) -> None:
+        if reason in self._pauses:
+            self._pauses.discard(reason)
+            if not self._pauses and self._transport and not self._transport.is_closing():
+                self._transport.resume_reading()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._lost or self._transport is None or self._transport.is_closing():
+            raise BrokenResourceError("client disconnected")
+        self._transport.write(data)
+
+    async def drain(self) -> None:
+        if self._lost:
+            raise BrokenResourceError("client disconnected")
+        if not self._write_paused:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    def send_continue(self) -> None:
+        """Answer ``Expect: 100-continue`` once the app starts reading the body."""
+        if self._response is not None and not self._response.started and not self._lost:
+            with contextlib.suppress(BrokenResourceError):
+                self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def close(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+
+    # --- parsing --------------------------------------------------------------------------
+
+    def _feed_head(self, data: bytes) -> None:
+        try:
+            head = self._heads.feed(data)
+        except RemoteProtocolError as exc:
+            self._reject_head(exc)
+            return
+        if head is None:
+            return
+        assert isinstance(head, RequestHead)
+        rest = self._heads.rest
+        if len(head.target) > MAX_URL:
+            self._reject(414, "URI Too Long", f"request target of {len(head.target)} bytes")
+            return
+        try:
+            reader = body_reader(head)
+        except RemoteProtocolError as exc:
+            self._reject(400, "Bad Request", str(exc))
+            return
+        self._start_exchange(head, reader)
+        if rest:
+            self.data_received(rest)
+
+    def _reject_head(self, exc: RemoteProtocolError) -> None:
+        # http1.HeadReader states which limit was hit only in its message (head larger than
+        # MAX_HEAD, more than MAX_HEADERS fields); both are 431 (RFC 6585 5).
+        message = str(exc)
+        if "larger than" in message or "header fields" in message:
+            self._reject(431, "Request Header Fields Too Large", message)
+        else:
+            self._reject(400, "Bad Request", str(exc))
+
+    def _reject(self, status: int, reason: str, detail: str) -> None:
+        log.warning(
+            "%s: %d %s from %s:%d (%s)", self._server.name, status, reason, *self.peer, detail
+        )
+        if self._transport is None or self._transport.is_closing():
+            return
+        body = reason.encode() + b"\n"
+        head = encode_response_head(
+            status,
+            [
+                ("Content-Type", "text/plain"),
+                ("Content-Length", str(len(body))),
+                ("Connection", "close"),
+            ],
+        )
+        self._transport.write(head + body)
+        self._transport.close()
+
+    def _feed_body(self, data: bytes) -> None:
+        assert self._request is not None
+        assert self._reader is not None
+        body = self._request.body
+        try:
+            pieces = self._reader.feed(data)
+        except ChunkedEncodingError as exc:
+            body._feed(exc.data)
+            log.warning(
+                "%s: malformed request body from %s:%d: %s", self._server.name, *self.peer, exc
+            )
+            body._fail(exc)
+            self.pause_reading_for("broken")
+            return
+        body._feed(pieces)
+        if self._reader.done:
+            body._finish(self._reader.trailers)
+            if self._reader.unused_data:
+                self.data_received(self._reader.unused_data)
+
+    def _start_exchange(self, head: RequestHead, reader: BodyReader) -> None:
+        request = Request(head, self)
+        self._request, self._reader = request, reader
+        self._response = Response(self, request)
+        if reader.done:
+            request.body._finish([])
+        self._server.spawn(self._run(request, self._response))
+
+    async def _run(self, request: Request, response: Response) -> None:
+        try:
+            await self._server.app(request, response)
+        except BrokenResourceError:
+            pass  # the client went away; nothing left to tell it
+        except Exception:
+            log.exception("%s: %s %s failed", self._server.name, request.method, request.path)
+            if not response.started and not self._lost:
+                with contextlib.suppress(BrokenResourceError):
+                    await response.send(500, [("Content-Type", "text/plain")], b"Internal Error\n")
+        finally:
+            self._finish_exchange(request, response)
+
+    def _finish_exchange(self, request: Request, response: Response) -> None:
+        if self._lost:
+            return
+        if not request.body.done and request.body.error is None:
+            # Answered before the body was read (413, 404...): read and drop the rest before
+            # closing, or the close would reset the connection and lose the answer.
+            self._server.spawn(self._linger(request.body))
+            return
+        self._request = self._reader = self._response = None
+        if not (response.ended and response.keep_alive and request.body.done):
+            self.close()
+            return
+        self._heads = HeadReader("request")
+        held = bytes(self._held)
+        self._held.clear()
+        self.resume_reading_for("pipelined")
+        if held:
+            self.data_received(held)
+
+    async def _linger(self, body: Body) -> None:
+        """Drop what is left of a request body (bounded in bytes and time), then close."""
+        try:
+            async with asyncio.timeout(LINGER_SECONDS):
+                await body.discard(LINGER_BYTES)
+        except TimeoutError:
+            pass
+        finally:
+            self.close()
+
+
+class HttpServer:
+    """A listening socket whose connections all run ``app``; ``close()`` stops it cleanly."""
+
+    def __init__(self, app: App, name: str) -> None:
+        self.app = app
+        self.name = name
+        self.connections: set[HttpServerProtocol] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on ``host:port`` (port 0 picks a free one)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: HttpServerProtocol(self), host, port, reuse_address=True
+        )
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port)."""
+        assert self._server is not None
+        assert self._server.sockets
+        sockname: Any = self._server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Stop listening, close every connection, and wait for the request tasks."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None

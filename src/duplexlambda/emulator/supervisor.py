@@ -1,0 +1,208 @@
+"""Runs the runtime as a child process with Lambda's environment, and keeps it running.
+
+The child gets the variables a custom runtime reads (runtime-api.md 2). If it dies, what it
+was running fails with ``Runtime.ExitError`` and it is started again (with a growing delay
+while it keeps dying at once, e.g. after an init error). After a timeout Lambda recycles the
+environment: ``recycle()`` kills the child, and it is started again straight away. Its
+stdout and stderr are forwarded line by line to the ``duplexlambda.runtime`` logger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from .app import Emulator
+from .invocations import Invocation
+
+log = logging.getLogger("duplexlambda.emulator")
+runtime_log = logging.getLogger("duplexlambda.runtime")
+
+#: Overrides the runtime command (``{handler}`` is replaced, else the handler is appended).
+RUNTIME_CMD_ENV = "DUPLEXLAMBDA_RUNTIME_CMD"
+#: A runtime that dies sooner than this after its start is restarted with a growing delay.
+_QUICK_DEATH = 5.0
+_FIRST_DELAY, _MAX_DELAY = 0.5, 10.0
+_STOP_GRACE = 3.0
+_MAX_LINE = 64 * 1024
+
+
+def runtime_command(handler: str, override: str | None = None) -> list[str]:
+    """The runtime's argv: ``python -m duplexlambda run HANDLER`` unless overridden."""
+    template = override if override is not None else os.environ.get(RUNTIME_CMD_ENV)
+    if not template:
+        return [sys.executable, "-m", "duplexlambda", "run", handler]
+    argv = shlex.split(template)
+    if any("{handler}" in arg for arg in argv):
+        return [arg.replace("{handler}", handler) for arg in argv]
+    return [*argv, handler]
+
+
+def lambda_environment(emulator: Emulator, handler: str, task_root: str) -> dict[str, str]:
+    """The environment Lambda gives a runtime (runtime-api.md 2), over ours."""
+    config = emulator.config
+    stream = f"{time.strftime('%Y/%m/%d')}/[{config.function_version}]{secrets.token_hex(16)}"
+    env = dict(os.environ)
+    env.update(
+        {
+            "AWS_LAMBDA_RUNTIME_API": emulator.runtime_api,
+            "_HANDLER": handler,
+            "LAMBDA_TASK_ROOT": task_root,
+            "AWS_LAMBDA_FUNCTION_NAME": config.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": config.function_version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_size),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.function_name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": config.region,
+            "AWS_DEFAULT_REGION": config.region,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    # The function's code is importable, as on Lambda (sys.path starts with the task root).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (task_root, env.get("PYTHONPATH")) if p)
+    # Classic Lambda does not set it; its mere presence switches awslambdaric to its
+    # multi-process (Managed Instances) mode, so it is set only when asked for.
+    if config.concurrency > 1:
+        env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(config.concurrency)
+    else:
+        env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)
+    return env
+
+
+class Supervisor:
+    """Starts, watches, restarts and stops the runtime process of one ``Emulator``."""
+
+    def __init__(
+        self, emulator: Emulator, handler: str, command: Sequence[str], task_root: str
+    ) -> None:
+        self._emulator = emulator
+        self._handler = handler
+        self._command = list(command)
+        self._task_root = os.path.abspath(task_root)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._recycling = False
+        self.starts = 0  #: how many times the runtime was started
+        emulator.on_timeout(self.recycle)
+
+    @property
+    def pid(self) -> int | None:
+        """The running child's pid, if any."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    async def start(self) -> None:
+        """Start the runtime (and keep restarting it until ``stop()``)."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Terminate the runtime (SIGTERM, then SIGKILL after a grace period) and wait."""
+        self._stopping = True
+        await self._terminate()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def recycle(self, invocation: Invocation | None = None) -> None:
+        """Kill the runtime now so that a fresh one starts (after a timeout)."""
+        if self.pid is None or self._stopping:
+            return
+        log.warning("recycling the runtime (pid %d)", self.pid)
+        self._recycling = True
+        self._signal(signal.SIGKILL)
+
+    # --- internals ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = _FIRST_DELAY
+        env = lambda_environment(self._emulator, self._handler, self._task_root)
+        while not self._stopping:
+            started = time.monotonic()
+            code = await self._run_once(env)
+            if self._stopping:
+                return
+            recycled, self._recycling = self._recycling, False
+            log.warning("runtime exited with status %s; restarting it", code)
+            self._emulator.runtime_exited(f"Runtime exited with error: exit status {code}")
+            quick = time.monotonic() - started < _QUICK_DEATH
+            if recycled or not quick:
+                delay = _FIRST_DELAY
+                await asyncio.sleep(0.05)
+            else:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_DELAY)
+
+    async def _run_once(self, env: dict[str, str]) -> int | None:
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self._command,
+                env=env,
+                cwd=self._task_root,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                # Its own process group: a runtime that forks workers (awslambdaric with
+                # AWS_LAMBDA_MAX_CONCURRENCY) is stopped as a whole.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.error("cannot start the runtime %s: %s", shlex.join(self._command), exc)
+            return None
+        self.starts += 1
+        proc = self._proc
+        log.info("runtime started (pid %d): %s", proc.pid, shlex.join(self._command))
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        try:
+            await asyncio.gather(
+                self._forward(proc.stdout), self._forward(proc.stderr), proc.wait()
+            )
+        finally:
+            if proc.returncode is None:  # cancelled: do not leave it behind
+                self._signal(signal.SIGKILL)
+                await proc.wait()
+        return proc.returncode
+
+    async def _forward(self, stream: asyncio.StreamReader) -> None:
+        pending = b""
+        while chunk := await stream.read(65536):
+            self._emulator.hub.log_tail.append(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            if len(pending) > _MAX_LINE:
+                lines.append(pending)
+                pending = b""
+            for line in lines:
+                runtime_log.info("%s", line.rstrip(b"\r").decode("utf-8", "replace"))
+        if pending:
+            runtime_log.info("%s", pending.decode("utf-8", "replace"))
+
+    def _signal(self, sig: signal.Signals, *, group_only: bool = False) -> None:
+        proc = self._proc
+        if proc is None or (proc.returncode is not None and not group_only):
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)  # the group we created for this child, by its id
+
+    async def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        self._signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), _STOP_GRACE)
+        except TimeoutError:
+            self._signal(signal.SIGKILL)
+            await proc.wait()
+        # Workers it forked share its group: make sure none outlives it.
+        self._signal(signal.SIGKILL, group_only=True)
