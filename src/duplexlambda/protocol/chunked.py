@@ -10,13 +10,12 @@ twin is not, so that a missing build is never silent (``python -m duplexlambda i
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ._chunked_py import ChunkDecoder as PyChunkDecoder
 from ._chunked_py import ChunkEncoder as PyChunkEncoder
 from ._chunked_py import Trailers, encode_trailers
 
-ChunkDecoder: type[PyChunkDecoder]
-ChunkEncoder: type[PyChunkEncoder]
 IMPL: str
 IMPORT_ERROR: str | None = None
 
@@ -32,12 +31,17 @@ else:
     CChunkDecoder = _CDecoder
     CChunkEncoder = _CEncoder
 
-if os.environ.get("DUPLEXLAMBDA_NO_EXTENSIONS") == "1" or CChunkDecoder is None:
+if TYPE_CHECKING:
+    # For type checkers both names are the Python classes, which the C twins subclass: so
+    # ``ChunkDecoder`` works in annotations whichever twin is bound at run time.
+    from ._chunked_py import ChunkDecoder, ChunkEncoder
+
+    IMPL = "c"
+elif os.environ.get("DUPLEXLAMBDA_NO_EXTENSIONS") == "1" or CChunkDecoder is None:
     ChunkDecoder, ChunkEncoder, IMPL = PyChunkDecoder, PyChunkEncoder, "python"
     if CChunkDecoder is not None:
         IMPORT_ERROR = "disabled by DUPLEXLAMBDA_NO_EXTENSIONS=1"
 else:
-    assert CChunkEncoder is not None
     ChunkDecoder, ChunkEncoder, IMPL = CChunkDecoder, CChunkEncoder, "c"
 
 __all__ = [
