@@ -20,8 +20,9 @@ from ..emulator.test_cli import Serve
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
-#: Big enough that any buffering of the whole body would show; small enough for CI.
-UPLOAD = 256 * MiB
+#: Big enough that any buffering of the whole body would show; small enough for CI
+#: (DUPLEXLAMBDA_TEST_UPLOAD_MIB=1024 for the full 1 GiB).
+UPLOAD = int(os.environ.get("DUPLEXLAMBDA_TEST_UPLOAD_MIB", "256")) * MiB
 PIECE = 64 * 1024
 
 

@@ -71,6 +71,8 @@ class FakeRuntimeApi:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.next_status: int | None = None
+        #: answer this many /next polls with an empty 204 first (cargo-lambda does, P3)
+        self.idle_204 = 0
         self.address = ""
 
     async def __aenter__(self) -> FakeRuntimeApi:
@@ -169,6 +171,10 @@ class FakeRuntimeApi:
                 return
 
     async def _send_next(self, writer: asyncio.StreamWriter) -> None:
+        if self.idle_204:
+            self.idle_204 -= 1
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            return
         if self.next_status is not None:
             body = b'{"errorMessage":"boom","errorType":"InternalServerError"}\n'
             writer.write(

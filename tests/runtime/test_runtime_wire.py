@@ -376,3 +376,15 @@ async def test_client_gone_cancels_the_handler(api: FakeRuntimeApi) -> None:
         assert (await api.result(ok.request_id)).body == b"ok"
     assert closed == [True, True]
     assert not any(r.path.endswith(f"{inv.request_id}/error") for r in api.received)
+
+
+async def test_204_on_next_means_poll_again(api: FakeRuntimeApi) -> None:
+    async def handler(req: Request, res: Response) -> None:
+        await res.write(b"served")
+
+    api.idle_204 = 3
+    async with running(handler, api):
+        inv = api.add(Invocation())
+        assert (await api.result(inv.request_id)).body == b"served"
+    polls = [r for r in api.received if r.path.endswith("/invocation/next")]
+    assert len(polls) >= 4
