@@ -325,6 +325,11 @@ class RuntimeApi:
             await response.write(msgspec.json.encode(payload.event))
             await response.write(DELIMITER)
             while True:
+                if invocation.settled:
+                    # The runtime answered without reading all of the upload: the rest is
+                    # the front's to drop (it lingers on the body); never read it here.
+                    response.abort()
+                    return
                 try:
                     piece = await payload.body.read()
                 except BrokenResourceError:

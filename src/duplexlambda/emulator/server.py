@@ -59,6 +59,10 @@ PIPELINE_HOLD = 64 * 1024
 #: An unread request body is drained this far (bytes, seconds) before the connection closes.
 LINGER_BYTES = 64 * 1024 * 1024
 LINGER_SECONDS = 5.0
+#: A request head must be complete this many seconds after its first byte (408 and a
+#: closed connection otherwise): a client trickling a head byte by byte (slowloris) cannot
+#: hold a connection forever. Idle keep-alive connections are not timed: no head has begun.
+HEAD_TIMEOUT = 10.0
 
 App = Callable[["Request", "Response"], Awaitable[None]]
 
@@ -162,6 +166,11 @@ class Body:
                 raise PayloadTooLargeError(f"body over {limit} bytes", size)
             parts.append(piece)
         return b"".join(parts)
+
+    @property
+    def reading(self) -> bool:
+        """True while a task waits in ``read()``."""
+        return self._waiter is not None
 
     async def discard(self, limit: int) -> bool:
         """Read and drop up to ``limit`` bytes; True if the body ended cleanly within them."""
@@ -301,6 +310,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._lost = False
         self.peer: tuple[str, int] = ("", 0)
+        self._head_timer: asyncio.TimerHandle | None = None
 
     # --- asyncio callbacks ----------------------------------------------------------------
 
@@ -335,6 +345,7 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._stop_head_timer()
         self._server.connections.discard(self)
         for waiter in self._drain_waiters:
             if not waiter.done():
@@ -402,7 +413,11 @@ class HttpServerProtocol(asyncio.Protocol):
             self._reject_head(exc)
             return
         if head is None:
+            if self._head_timer is None and data:
+                loop = asyncio.get_running_loop()
+                self._head_timer = loop.call_later(HEAD_TIMEOUT, self._head_too_slow)
             return
+        self._stop_head_timer()
         assert isinstance(head, RequestHead)
         rest = self._heads.rest
         if len(head.target) > MAX_URL:
@@ -416,6 +431,15 @@ class HttpServerProtocol(asyncio.Protocol):
         self._start_exchange(head, reader)
         if rest:
             self.data_received(rest)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        self._reject(408, "Request Timeout", f"head not complete after {HEAD_TIMEOUT:g} s")
 
     def _reject_head(self, exc: RemoteProtocolError) -> None:
         # http1.HeadReader states which limit was hit only in its message (head larger than
@@ -505,9 +529,16 @@ class HttpServerProtocol(asyncio.Protocol):
             self.data_received(held)
 
     async def _linger(self, body: Body) -> None:
-        """Drop what is left of a request body (bounded in bytes and time), then close."""
+        """Drop what is left of a request body (bounded in bytes and time), then close.
+
+        A duplex upload may still be in the relay to the runtime's ``/next`` stream, waiting
+        for its next piece: it lets go of the body once that piece arrives (its invocation
+        has settled), so wait for that instead of failing as a second reader.
+        """
         try:
             async with asyncio.timeout(LINGER_SECONDS):
+                while body.reading:  # noqa: ASYNC110 (another task's read; bounded above)
+                    await asyncio.sleep(0.005)
                 await body.discard(LINGER_BYTES)
         except TimeoutError:
             pass

@@ -125,8 +125,15 @@ class _Collector:
         else:
             self.headers.append((name, value))
 
+    keep_alive: bool = True
+    parser: httptools.HttpRequestParser | httptools.HttpResponseParser | None = None
+
     def on_headers_complete(self) -> None:
         self.complete = True
+        # Read here, not after feed_data: once a message without a body is complete, llhttp
+        # resets its flags, and should_keep_alive() would say True despite "Connection: close".
+        if self.parser is not None:
+            self.keep_alive = bool(self.parser.should_keep_alive())
 
 
 class HeadReader:
@@ -167,6 +174,7 @@ class HeadReader:
             parser = httptools.HttpRequestParser(sink)
         else:
             parser = httptools.HttpResponseParser(sink)
+        sink.parser = parser
         try:
             parser.feed_data(head)
         except httptools.HttpParserUpgrade:
@@ -179,7 +187,7 @@ class HeadReader:
             raise RemoteProtocolError(f"more than {MAX_HEADERS} header fields")
         headers = Headers(sink.headers)
         version = parser.get_http_version()
-        keep_alive = bool(parser.should_keep_alive())
+        keep_alive = sink.keep_alive
         if isinstance(parser, httptools.HttpRequestParser):
             return RequestHead(parser.get_method(), sink.url, headers, version, keep_alive)
         return ResponseHead(parser.get_status_code(), headers, version, keep_alive, sink.status)
