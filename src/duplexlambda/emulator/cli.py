@@ -15,6 +15,8 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .app import Emulator
     from .config import EmulatorConfig
 
@@ -42,6 +44,17 @@ def _port(text: str) -> int:
     return value
 
 
+SERVE_EXAMPLES = """examples:
+  duplexlambda serve examples.csv_stats.handler
+      then: python examples/gen_data.py csv 500000 | curl -sN -T - http://127.0.0.1:9000/
+  duplexlambda serve app.handler --task-root ./src --port 0 --runtime-api-port 0
+  duplexlambda serve app.handler --mode lambda --throttle   # as AWS: 6 MB bodies, 2 MiB/s
+  duplexlambda serve --no-runtime                          # bring your own runtime:
+      AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 python -m duplexlambda run app.handler
+
+Each invocation is logged with its status, bytes in/out, duration and time to first byte."""
+
+
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``serve`` command to ``subparsers`` (from ``add_subparsers()``)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -49,6 +62,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run the local Lambda emulator (function URL, Invoke API, Runtime API)",
         description="Serve a function URL and the Invoke API on --port, the Runtime API on"
         " --runtime-api-port, and run HANDLER in a runtime child process.",
+        epilog=SERVE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("handler", metavar="HANDLER", nargs="?", help="e.g. app.handler")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
@@ -114,7 +129,34 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"duplexlambda serve: {exc}", file=sys.stderr)
         return 2
     args.task_root = os.path.abspath(args.task_root)
+    if not args.no_runtime and (problem := handler_problem(args.handler, args.task_root)):
+        print(f"duplexlambda serve: {problem}", file=sys.stderr)
+        return 2
     return _run(_serve(config, args))
+
+
+def handler_problem(spec: str, task_root: str) -> str | None:
+    """Why ``spec`` cannot be served from ``task_root``, found before anything starts (the
+    runtime would only fail its init, again and again); None when its module is there.
+    The module is located, not imported: user code runs in the runtime, not here."""
+    import importlib.util
+
+    from duplexlambda.handler import HandlerInitError, split_handler
+
+    try:
+        module, _ = split_handler(spec)
+    except HandlerInitError:
+        return f"bad handler {spec!r}: expected module.function, e.g. examples.echo.handler"
+    sys.path.insert(0, task_root)
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a parent package is missing or broken
+        found = None
+    finally:
+        sys.path.remove(task_root)
+    if found is None:
+        return f"no module {module!r} in {task_root} (the --task-root) for handler {spec!r}"
+    return None
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
@@ -153,9 +195,16 @@ async def _serve(config: EmulatorConfig, args: argparse.Namespace) -> int:
     try:
         await emulator.start()
     except OSError as exc:
-        print(f"duplexlambda serve: cannot listen on {config.host}: {exc}", file=sys.stderr)
+        print(
+            f"duplexlambda serve: cannot listen on {config.host}: {exc} (choose other ports"
+            " with --port / --runtime-api-port, or 0 for free ones)",
+            file=sys.stderr,
+        )
         return 1
     supervisor = None
+    # Before the banner: whoever reads it may send SIGTERM at once, and must get a clean
+    # stop (the runtime child, in its own session, stopped too), not the default death.
+    stop = _stop_on_signal()
     try:
         if not args.no_runtime:
             command = runtime_command(args.handler, args.runtime_cmd)
@@ -163,28 +212,33 @@ async def _serve(config: EmulatorConfig, args: argparse.Namespace) -> int:
         print(banner(emulator, supervisor is not None), flush=True)
         if supervisor is not None:
             await supervisor.start()
-        await _wait_for_signal()
+        await stop.wait()
         log.info("stopping")
     finally:
+        _restore_signals()
         if supervisor is not None:
             await supervisor.stop()
         await emulator.close()
     return 0
 
 
-async def _wait_for_signal() -> None:
-    """Until SIGINT (Ctrl-C) or SIGTERM."""
+def _stop_on_signal() -> asyncio.Event:
+    """An event set by SIGINT (Ctrl-C) or SIGTERM."""
     import asyncio
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    return stop
+
+
+def _restore_signals() -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
 
 
 __all__ = ["add_serve_parser", "banner", "run_serve"]
