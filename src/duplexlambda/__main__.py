@@ -45,17 +45,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not spec:
         print("duplexlambda run: no handler given and _HANDLER is not set", file=sys.stderr)
         return 2
-    return run(spec, use_uvloop=not args.no_uvloop)
+    return run(spec, use_uvloop=not args.no_uvloop, asgi=args.asgi)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="duplexlambda",
         description="asyncio custom runtime for AWS Lambda, streamed both ways",
+        epilog="examples:\n"
+        "  duplexlambda serve examples.csv_stats.handler   # the local emulator + runtime\n"
+        "  duplexlambda package examples -o function.zip   # a Lambda zip with a bootstrap\n"
+        "  duplexlambda info                                # version, codec, event loop\n"
+        "run 'duplexlambda COMMAND --help' for each command's options and examples",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser(
-        "info", help="print version, codec implementation, event loop and Python version"
+        "info",
+        help="print version, codec implementation, event loop and Python version",
+        description="Print the version, the chunk codec in use (c, or python and why),"
+        " the event loop and the Python version.",
+        epilog="example: duplexlambda info",
     )
     info.set_defaults(func=_cmd_info)
     run = sub.add_parser(
@@ -69,8 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         "handler", nargs="?", help="module.function or module:function (default: $_HANDLER)"
     )
     run.add_argument("--no-uvloop", action="store_true", help="use the stdlib asyncio loop")
+    run.add_argument(
+        "--asgi",
+        action="store_true",
+        help="HANDLER names an ASGI app (module:app), e.g. FastAPI or Starlette"
+        " (also DUPLEXLAMBDA_ASGI=1)",
+    )
     run.set_defaults(func=_cmd_run)
     __import__("duplexlambda.emulator.cli", fromlist=["cli"]).add_serve_parser(sub)
+    __import__("duplexlambda.package", fromlist=["package"]).add_package_parser(sub)
     return parser
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from duplexlambda.errors import DuplexLambdaError, RemoteProtocolError
 from duplexlambda.protocol import runtime_api as wire
@@ -41,8 +42,15 @@ class RuntimeApiRejected(DuplexLambdaError):
 class RuntimeApiClient:
     """Talks to ``AWS_LAMBDA_RUNTIME_API`` on behalf of one or more invocation loops."""
 
-    def __init__(self, address: RuntimeApiAddress) -> None:
+    def __init__(
+        self,
+        address: RuntimeApiAddress,
+        *,
+        connector: Callable[[RuntimeApiAddress], Awaitable[ClientConnection]] = connect,
+    ) -> None:
         self.address = address
+        #: opens a connection; ``duplexlambda.testing`` swaps in in-memory pipes
+        self._connect = connector
         self._idle: list[ClientConnection] = []
 
     async def _acquire(self) -> ClientConnection:
@@ -51,7 +59,7 @@ class RuntimeApiClient:
             if conn.reusable:
                 return conn
             conn.close()
-        return await connect(self.address)
+        return await self._connect(self.address)
 
     def release(self, conn: ClientConnection) -> None:
         """Return a connection for reuse, or close it if its last response is not finished."""
@@ -139,7 +147,7 @@ class RuntimeApiClient:
 
         The caller writes chunks, ends the body, reads the response head, then closes it.
         """
-        conn = await connect(self.address)
+        conn = await self._connect(self.address)
         conn.expect_response(b"POST")
         conn.write(wire.streaming_response_request(self.address, request_id, content_type))
         return conn

@@ -125,6 +125,19 @@ class Lifecycle:
 #: Hooks registered by ``@on_init`` / ``@on_shutdown`` while the handler module is imported.
 lifecycle = Lifecycle()
 
+_OWN_HOOKS = "__duplexlambda_lifecycle__"
+
+
+def own_lifecycle(func: Callable[..., Any]) -> Lifecycle | None:
+    """The hooks a handler object brings along (``__duplexlambda_lifecycle__``), if any.
+
+    The ASGI bridge uses this to run an app's ``lifespan`` once per environment without
+    registering anything in the module-global ``lifecycle``.
+    """
+    hooks = getattr(func, _OWN_HOOKS, None)
+    return hooks if isinstance(hooks, Lifecycle) else None
+
+
 H = TypeVar("H", bound=Callable[[], Awaitable[None]])
 
 

@@ -29,13 +29,16 @@ from duplexlambda.errors import (
     HandlerTimeoutError,
     RemoteProtocolError,
 )
-from duplexlambda.handler import Lifecycle, Style, lifecycle, style_of
+from duplexlambda.handler import Lifecycle, Style, lifecycle, own_lifecycle, style_of
 from duplexlambda.protocol.prelude import HTTP_REQUEST_STREAM, PreludeDecoder
 from duplexlambda.protocol.runtime_api import InvocationHead, RuntimeApiAddress, error_payload
 from duplexlambda.streams import BodySource, BytesSource, LiveSource, Request, Response, http_info
 from duplexlambda.transport import ClientConnection
 
 log = logging.getLogger("duplexlambda")
+
+#: Seconds past its deadline an invocation may still wait for the Runtime API's answer.
+STALL_GRACE = 2.0
 
 
 class UnmarshalError(DuplexLambdaError):
@@ -216,24 +219,31 @@ class Runtime:
         handler: Callable[..., Any],
         config: RuntimeConfig,
         hooks: Lifecycle | None = None,
+        *,
+        client: RuntimeApiClient | None = None,
     ) -> None:
         self.handler = handler
         self.style = style_of(handler)
         self.config = config
-        self.client = RuntimeApiClient(config.address)
+        self.client = client if client is not None else RuntimeApiClient(config.address)
         self.hooks = hooks if hooks is not None else lifecycle
         self._stopping = False
         self._polls: set[asyncio.Task[Any]] = set()
         self._workers: list[asyncio.Task[None]] = []
         self.exit_code = 0
         self.invocations = 0
+        #: set once the init hooks have run and the loops poll ``/next``
+        self.ready = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def serve(self) -> int:
         """Run init hooks, serve until ``stop()``, run shutdown hooks; return the exit code."""
+        # A handler object may bring its own hooks (the ASGI bridge's lifespan): they run
+        # after the module's at init, and before them at shutdown.
+        own = own_lifecycle(self.handler) or Lifecycle()
         try:
-            for hook in self.hooks.init:
+            for hook in [*self.hooks.init, *own.init]:
                 await hook()
         except Exception as exc:
             log.exception("init hook failed")
@@ -243,11 +253,12 @@ class Runtime:
             asyncio.get_running_loop().create_task(self._worker(), name=f"duplexlambda-loop-{i}")
             for i in range(self.config.concurrency)
         ]
+        self.ready.set()
         try:
             await asyncio.gather(*self._workers)
         finally:
             self.client.close()
-            for hook in self.hooks.shutdown:
+            for hook in [*own.shutdown, *self.hooks.shutdown]:
                 try:
                     await hook()
                 except Exception:
@@ -308,7 +319,18 @@ class Runtime:
         self.invocations += 1
         inv = Invocation(self, head, conn)
         try:
-            await self._invoke(inv)
+            # By its deadline Lambda has cut the invocation off: a Runtime API that never
+            # answers its post must not keep this loop from the next one.
+            async with asyncio.timeout(head.deadline_ms / 1000 - time.time() + STALL_GRACE):
+                await self._invoke(inv)
+        except TimeoutError:
+            log.error(
+                "invocation %s: no Runtime API answer %.0f s past the deadline; dropped",
+                head.request_id,
+                STALL_GRACE,
+            )
+            if inv.res is not None:
+                inv.res.abort()
         except RuntimeApiFatalError as exc:
             self._fatal(str(exc))
         except Exception:
@@ -445,14 +467,22 @@ def _loop_name() -> str:
     return type(loop).__module__.split(".")[0]
 
 
-async def main_async(spec: str, config: RuntimeConfig) -> int:
-    """Load the handler, then serve; an init failure is reported and gives exit code 1."""
+async def main_async(spec: str, config: RuntimeConfig, *, asgi: bool = False) -> int:
+    """Load the handler, then serve; an init failure is reported and gives exit code 1.
+
+    With ``asgi`` the object named by ``spec`` is an ASGI app, served through
+    ``duplexlambda.asgi.asgi`` (its lifespan runs at init and at SIGTERM).
+    """
     from duplexlambda.handler import load_handler
     from duplexlambda.protocol import chunked
 
     client = RuntimeApiClient(config.address)
     try:
         handler = load_handler(spec)
+        if asgi:
+            from duplexlambda.asgi import asgi as asgi_handler
+
+            handler = asgi_handler(handler)
         style = style_of(handler)
     except Exception as exc:
         log.error("init failed: %s: %s", error_payload(exc).errorType, exc)
@@ -463,7 +493,7 @@ async def main_async(spec: str, config: RuntimeConfig) -> int:
     log.info(
         "duplexlambda runtime: handler %s (%s), codec %s, loop %s, concurrency %d",
         spec,
-        style.value,
+        "asgi" if asgi else style.value,
         chunked.IMPL,
         _loop_name(),
         config.concurrency,
@@ -473,8 +503,12 @@ async def main_async(spec: str, config: RuntimeConfig) -> int:
     return await runtime.serve()
 
 
-def run(spec: str, *, use_uvloop: bool = True) -> int:
-    """``python -m duplexlambda run HANDLER``: the process a ``bootstrap`` starts."""
+def run(spec: str, *, use_uvloop: bool = True, asgi: bool = False) -> int:
+    """``python -m duplexlambda run HANDLER``: the process a ``bootstrap`` starts.
+
+    ``asgi`` (``--asgi``, or ``DUPLEXLAMBDA_ASGI=1`` in the environment) serves ``HANDLER``
+    as an ASGI app.
+    """
     from duplexlambda.log import setup_logging
 
     setup_logging()
@@ -491,5 +525,6 @@ def run(spec: str, *, use_uvloop: bool = True) -> int:
             factory = uvloop.new_event_loop
         except ImportError:
             pass
+    asgi = asgi or os.environ.get("DUPLEXLAMBDA_ASGI", "") in ("1", "true")
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main_async(spec, config))
+        return runner.run(main_async(spec, config, asgi=asgi))

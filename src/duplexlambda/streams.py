@@ -438,6 +438,15 @@ class Response:
         morsel["httponly"] = httponly
         self._cookies.append(morsel.OutputString())
 
+    def add_set_cookie(self, value: str) -> None:
+        """Add a ready-made ``Set-Cookie`` value (e.g. one a web framework built).
+
+        Raises:
+            InvalidStreamingOperation: the response has started.
+        """
+        self._check_not_started("cookies")
+        self._cookies.append(value)
+
     @property
     def cookies(self) -> list[str]:
         """The ``Set-Cookie`` values set so far."""
