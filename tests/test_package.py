@@ -85,3 +85,27 @@ def test_info_via_python_m() -> None:
         timeout=60,
     )
     assert "codec IMPL: " in result.stdout
+
+
+def test_run_skips_the_other_commands_imports() -> None:
+    # Cold starts pay for every import before the first /next: `run` must not load argparse,
+    # the emulator or the packager.
+    env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_RUNTIME_API"}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "duplexlambda", "run", "app.handler"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2  # no AWS_LAMBDA_RUNTIME_API: a clear error, after parsing
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "duplexlambda.runtime" in imported
+    assert not imported & {"argparse", "duplexlambda.emulator.cli", "duplexlambda.package"}
+
+
+def test_run_help_still_uses_argparse(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--help"])
+    assert info.value.code == 0
+    assert "--asgi" in capsys.readouterr().out

@@ -1,15 +1,22 @@
-"""Command line: ``python -m duplexlambda info`` (more commands join as they are built)."""
+"""Command line: ``duplexlambda info | run | serve | package`` (also ``python -m duplexlambda``).
+
+``run`` is what a Lambda ``bootstrap`` starts on every cold start, so its plain forms are
+parsed without argparse and without loading the other commands (about 25 ms of imports).
+"""
 
 from __future__ import annotations
 
-import argparse
-import platform
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def info_lines() -> list[str]:
     """What ``duplexlambda info`` prints: version, codec IMPL, event loop, Python."""
+    import platform
     from importlib.metadata import PackageNotFoundError, version
 
     from duplexlambda import __version__
@@ -49,6 +56,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The full command line, with every command registered."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="duplexlambda",
         description="asyncio custom runtime for AWS Lambda, streamed both ways",
@@ -91,9 +101,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_RUN_FLAGS = {"--no-uvloop": "no_uvloop", "--asgi": "asgi"}
+
+
+def _fast_run(argv: Sequence[str]) -> int | None:
+    """``run [HANDLER] [--no-uvloop] [--asgi]`` without argparse; None for anything else."""
+    if not argv or argv[0] != "run":
+        return None
+    flags = {"no_uvloop": False, "asgi": False}
+    handler = None
+    for arg in argv[1:]:
+        if arg in _RUN_FLAGS:
+            flags[_RUN_FLAGS[arg]] = True
+        elif arg.startswith("-") or handler is not None:
+            return None  # --help, typos, extra words: argparse explains them
+        else:
+            handler = arg
+    from types import SimpleNamespace
+
+    return _cmd_run(SimpleNamespace(handler=handler, **flags))  # type: ignore[arg-type]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``duplexlambda`` and ``python -m duplexlambda``."""
-    args = build_parser().parse_args(argv)
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    fast = _fast_run(args_list)
+    if fast is not None:
+        return fast
+    args = build_parser().parse_args(args_list)
     code: int = args.func(args)
     return code
 
