@@ -52,6 +52,7 @@ class RuntimeApiClient:
         #: opens a connection; ``duplexlambda.testing`` swaps in in-memory pipes
         self._connect = connector
         self._idle: list[ClientConnection] = []
+        self._next_request = wire.next_request(address)  # the same bytes every poll
 
     async def _acquire(self) -> ClientConnection:
         while self._idle:
@@ -88,7 +89,7 @@ class RuntimeApiClient:
             conn = await self._acquire()
             conn.expect_response(b"GET")
             try:
-                conn.write(wire.next_request(self.address))
+                conn.write(self._next_request)
                 head = await conn.read_head()
             except BaseException:
                 conn.close()
@@ -118,7 +119,9 @@ class RuntimeApiClient:
         conn = await self._acquire()
         conn.expect_response(b"POST")
         try:
-            conn.writelines([head_bytes, body])
+            # One buffer, one send: uvloop's writelines() costs several times a write() of
+            # the joined bytes for the small posts that dominate (profiled: 228 vs ~40 µs).
+            conn.write(head_bytes + body)
             head = await conn.read_head()
         except BaseException:
             conn.close()
@@ -142,14 +145,17 @@ class RuntimeApiClient:
         head = wire.error_request(self.address, request_id, payload.errorType, len(body))
         await self._post(head, body)
 
-    async def open_stream(self, request_id: str, content_type: str) -> ClientConnection:
-        """Start a streaming ``/response`` on a fresh connection; the head is already sent.
+    async def open_stream(
+        self, request_id: str, content_type: str, first: bytes = b""
+    ) -> ClientConnection:
+        """Start a streaming ``/response`` on a fresh connection; the head (and ``first``,
+        already framed: the prelude chunks) is sent in one write.
 
         The caller writes chunks, ends the body, reads the response head, then closes it.
         """
         conn = await self._connect(self.address)
         conn.expect_response(b"POST")
-        conn.write(wire.streaming_response_request(self.address, request_id, content_type))
+        conn.write(wire.streaming_response_request(self.address, request_id, content_type) + first)
         return conn
 
     async def finish_stream(self, conn: ClientConnection) -> None:

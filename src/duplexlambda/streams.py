@@ -505,12 +505,12 @@ class Response:
             self.headers._frozen = True
             content_type = HTTP_INTEGRATION_RESPONSE if self._http else self._content_type
             frames = self._prelude_frames() if self._http else b""
-            conn = await self._client.open_stream(self._request_id, content_type)
+            # The prelude and the NULs are two chunks (cargo-lambda needs that), sent with the
+            # request head in one write.
+            conn = await self._client.open_stream(self._request_id, content_type, frames)
             conn.closed.add_done_callback(self._connection_closed)
             self._conn = conn
             self._state = ResponseState.STREAMING
-            if frames:
-                conn.write(frames)
             self._starting.set_result(None)
             return conn
         except BaseException as exc:
