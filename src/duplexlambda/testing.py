@@ -785,12 +785,7 @@ class LambdaClient:
         self._starting = None
         if task is None or api is None:
             return
-        if self.runtime is not None:
-            self.runtime.stop()
-        await asyncio.wait({task}, timeout=self.timeout + 5)
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task})
+        await _stop_runtime(self.runtime, task, self.timeout + 5)
         await api.close()
         if not task.cancelled():
             task.result()
@@ -1115,11 +1110,7 @@ class EmulatedFunction:
         """Stop the runtime as SIGTERM does, then the emulator."""
         task, self._task = self._task, None
         if task is not None and self.runtime is not None:
-            self.runtime.stop()
-            await asyncio.wait({task}, timeout=self.config.timeout + 5)
-            if not task.done():
-                task.cancel()
-                await asyncio.wait({task})
+            await _stop_runtime(self.runtime, task, self.config.timeout + 5)
         await self.emulator.close()
         if task is not None and not task.cancelled():
             task.result()
@@ -1135,6 +1126,16 @@ class EmulatedFunction:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+async def _stop_runtime(runtime: Runtime | None, task: asyncio.Task[Any], grace: float) -> None:
+    """Stop a runtime as SIGTERM does; cancel it if it has not finished within ``grace``."""
+    if runtime is not None:
+        runtime.stop()
+    await asyncio.wait({task}, timeout=grace)
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
 
 
 __all__ = [
