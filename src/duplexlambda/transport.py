@@ -193,6 +193,11 @@ class ClientConnection(asyncio.Protocol):
             raise self._error or BrokenResourceError("Runtime API connection is closed")
         self.transport.writelines(parts)
 
+    @property
+    def needs_drain(self) -> bool:
+        """True when ``drain()`` would wait (or raise): skip the coroutine otherwise."""
+        return self._write_paused or self.is_closing
+
     async def drain(self) -> None:
         """Wait until the write buffer is below the low watermark."""
         if self.transport is None or self.transport.is_closing():
