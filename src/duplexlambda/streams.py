@@ -529,7 +529,7 @@ class Response:
             # The hot path of a streaming handler: framed with one format operation, and no
             # coroutine unless the socket buffer is above its high watermark.
             if data:
-                conn.write(b"%x\r\n%b\r\n" % (len(data), data))
+                conn.write_corked(b"%x\r\n%b\r\n" % (len(data), data))
                 self.bytes_sent += len(data)
             if conn.needs_drain:
                 await conn.drain()
