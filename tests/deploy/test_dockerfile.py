@@ -16,8 +16,8 @@ import pytest
 
 from duplexlambda.handler import load_handler
 
-from ..examples.serve import ServeProcess
 from ..integration.http_client import request
+from ..serve_process import Serve
 from .lambda_env import EXAMPLES, ROOT, lambda_env
 
 DOCKERFILE = EXAMPLES / "Dockerfile"
@@ -125,7 +125,7 @@ def test_the_entry_command_serves_against_the_emulator() -> None:
     (entrypoint,) = final("ENTRYPOINT")
     (cmd,) = final("CMD")
     argv = [sys.executable if a == "python" else a for a in entrypoint.json() + cmd.json()]
-    serve = ServeProcess("--no-runtime", "--port", "0", "--runtime-api-port", "0")
+    serve = Serve("--no-runtime", "--port", "0", "--runtime-api-port", "0")
     runtime = None
     try:
         env = lambda_env(serve.runtime_api, cmd.json()[0], EXAMPLES, PYTHONUNBUFFERED="1")

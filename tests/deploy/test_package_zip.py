@@ -34,8 +34,8 @@ from duplexlambda.package import (
     required_glibc,
 )
 
-from ..examples.serve import ServeProcess
 from ..integration.http_client import request
+from ..serve_process import Serve
 from .lambda_env import EXAMPLES, ROOT, bare_python, lambda_env, write_script
 
 VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -110,7 +110,7 @@ def test_zip_contents(built: PackageResult) -> None:
 def test_bootstrap_serves_with_nothing_installed(
     how: str, task_root: pathlib.Path, plain_python: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    serve = ServeProcess("--no-runtime", "--port", "0", "--runtime-api-port", "0")
+    serve = Serve("--no-runtime", "--port", "0", "--runtime-api-port", "0")
     runtime = None
     try:
         env = lambda_env(serve.runtime_api, "digest.handler", task_root)

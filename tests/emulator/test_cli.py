@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import msgspec
 import pytest
 
+from ..serve_process import Serve
 from .test_awslambdaric import lambda_env
 
 pytest.importorskip("awslambdaric")
@@ -33,66 +32,6 @@ def handler(event, context):
         time.sleep(event["sleep"])
     return {"ok": True, "id": context.aws_request_id}
 """
-
-
-class Serve:
-    """A ``duplexlambda serve`` child; its output collected by two reader threads."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "duplexlambda", "serve", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._lock = threading.Condition()
-        assert self.proc.stdout is not None
-        assert self.proc.stderr is not None
-        self._threads = [
-            threading.Thread(target=self._pump, args=(self.proc.stdout, self.out), daemon=True),
-            threading.Thread(target=self._pump, args=(self.proc.stderr, self.err), daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _pump(self, stream: object, lines: list[str]) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            with self._lock:
-                lines.append(line.rstrip("\n"))
-                self._lock.notify_all()
-
-    def wait_for(
-        self, pattern: str, lines: list[str], timeout: float = 20.0, after: int = 0
-    ) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        regex = re.compile(pattern)
-        with self._lock:
-            while True:
-                for line in lines[after:]:
-                    if m := regex.search(line):
-                        return m
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self._alive()):
-                    raise AssertionError(f"{pattern!r} not seen:\n" + "\n".join(lines))
-                self._lock.wait(min(left, 0.2))
-
-    def _alive(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=20)
-        for thread in self._threads:
-            thread.join(5)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-        return code
 
 
 @pytest.fixture

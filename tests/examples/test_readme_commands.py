@@ -20,7 +20,7 @@ import pytest
 from examples.gen_data import csv_lines, ndjson_lines
 
 from ..pipeline.sse_client import parse
-from .serve import ServeProcess
+from ..serve_process import Serve
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 README = ROOT / "examples" / "README.md"
@@ -57,15 +57,13 @@ def test_every_example_has_a_section() -> None:
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, ServeProcess]]:
+def servers() -> Iterator[dict[str, Serve]]:
     """One ``serve`` per example, started side by side."""
-    running: dict[str, ServeProcess] = {}
+    running: dict[str, Serve] = {}
     try:
         for name, lines in SECTIONS.items():
             args = shlex.split(lines[0])[2:]
-            running[name] = ServeProcess(
-                *args, "--port", "0", "--runtime-api-port", "0", cwd=str(ROOT)
-            )
+            running[name] = Serve(*args, "--port", "0", "--runtime-api-port", "0", cwd=str(ROOT))
         for serve in running.values():
             serve.wait_for(r"duplexlambda runtime: handler", serve.err)
         yield running
@@ -165,7 +163,7 @@ CHECKS: dict[str, Callable[[list[str]], None]] = {
 
 
 @pytest.mark.parametrize("name", sorted(SECTIONS))
-def test_readme_commands(name: str, servers: dict[str, ServeProcess]) -> None:
+def test_readme_commands(name: str, servers: dict[str, Serve]) -> None:
     serve = servers[name]
     results = [run_command(command, serve.url) for command in SECTIONS[name][1:]]
     outputs = [out for _, out in results]

@@ -13,13 +13,15 @@ TRAILING = b"GET / HTTP/1.1\r\n"
 
 @dataclass
 class Outcome:
-    """What a decoder made of some input: data, trailers, leftover, or the error class."""
+    """What a decoder made of some input: data, trailers, leftover, or the error class and
+    whether ``feed()`` or ``eof()`` raised it."""
 
     data: bytes = b""
     done: bool = False
     trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
     unused: bytes = b""
     error: type[ChunkedEncodingError] | None = None
+    stage: str | None = None  # "feed" or "eof"
 
 
 def decode(cls: type[ChunkDecoder], pieces: list[bytes], *, eof: bool = True) -> Outcome:
@@ -34,11 +36,15 @@ def decode(cls: type[ChunkDecoder], pieces: list[bytes], *, eof: bool = True) ->
                 rest = pieces[i:]
                 break
             collected += [bytes(v) for v in dec.feed(piece)]
-        if eof:
-            dec.eof()
     except ChunkedEncodingError as exc:
         collected += [bytes(v) for v in exc.data]
-        out.error = type(exc)
+        out.error, out.stage = type(exc), "feed"
+    else:
+        if eof:
+            try:
+                dec.eof()
+            except ChunkedEncodingError as exc:
+                out.error, out.stage = type(exc), "eof"
     out.data = b"".join(collected)
     out.done = dec.done
     if dec.done:

@@ -23,7 +23,6 @@ from duplexlambda.emulator import server as http_server
 from duplexlambda.emulator.cli import add_serve_parser
 from duplexlambda.streams import Request, Response
 
-from ..emulator.test_cli import Serve
 from ..emulator.wire import (
     NUL8,
     Conn,
@@ -35,6 +34,7 @@ from ..emulator.wire import (
     running,
 )
 from ..integration.http_client import request
+from ..serve_process import Serve
 from .harness import stack
 
 INJECTED = "a\r\nSet-Cookie: evil=1"

@@ -12,8 +12,8 @@ import pathlib
 import signal
 import time
 
-from ..emulator.test_cli import Serve
 from ..integration.http_client import Reply, request
+from ..serve_process import Serve
 from .harness import GOOD_BODY
 
 APP = """

@@ -14,8 +14,8 @@ import pytest
 
 from duplexlambda.protocol.http1 import HeadReader, RequestHead, ResponseHead
 
-from ..emulator.test_cli import Serve
 from ..emulator.wire import Conn, running
+from ..serve_process import Serve
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""``duplexlambda serve`` as a child process, its output collected by reader threads."""
+"""``duplexlambda serve`` as a child process, its output collected by reader threads.
+
+One helper for every test that runs the real CLI (emulator, examples, deploy, reliability,
+integration)."""
 
 from __future__ import annotations
 
@@ -12,11 +15,16 @@ import time
 from typing import IO
 
 
-class ServeProcess:
-    """``python -m duplexlambda serve ARGS`` on free ports; ``stop()`` ends it (SIGTERM)."""
+class Serve:
+    """``python -m duplexlambda serve ARGS``; ``stop()`` ends it (SIGTERM).
+
+    ``env`` is the child's whole environment; by default ours without
+    ``AWS_LAMBDA_MAX_CONCURRENCY`` (awslambdaric forks workers when it is set at all).
+    """
 
     def __init__(self, *args: str, cwd: str | None = None, env: dict[str, str] | None = None):
-        base = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_MAX_CONCURRENCY"}
+        if env is None:
+            env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_MAX_CONCURRENCY"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "duplexlambda", "serve", *args],
             stdin=subprocess.DEVNULL,
@@ -24,7 +32,7 @@ class ServeProcess:
             stderr=subprocess.PIPE,
             text=True,
             cwd=cwd,
-            env={**base, **(env or {})},
+            env=env,
         )
         self.out: list[str] = []
         self.err: list[str] = []
@@ -44,13 +52,15 @@ class ServeProcess:
                 lines.append(line.rstrip("\n"))
                 self._cond.notify_all()
 
-    def wait_for(self, pattern: str, lines: list[str], timeout: float = 20.0) -> re.Match[str]:
-        """The first line of ``lines`` matching ``pattern``, waiting up to ``timeout`` s."""
+    def wait_for(
+        self, pattern: str, lines: list[str], timeout: float = 20.0, after: int = 0
+    ) -> re.Match[str]:
+        """The first line of ``lines[after:]`` matching ``pattern``, waiting up to ``timeout``."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                for line in lines:
+                for line in lines[after:]:
                     if found := regex.search(line):
                         return found
                 left = deadline - time.monotonic()
