@@ -52,7 +52,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not spec:
         print("duplexlambda run: no handler given and _HANDLER is not set", file=sys.stderr)
         return 2
-    return run(spec, use_uvloop=not args.no_uvloop, asgi=args.asgi)
+    # --asgi (or DUPLEXLAMBDA_ASGI=1): the named object is an ASGI app, served through the
+    # bridge; the loop itself knows nothing of it. Imported lazily (cold start).
+    wrap = None
+    if args.asgi or os.environ.get("DUPLEXLAMBDA_ASGI", "") in ("1", "true"):
+        from duplexlambda.asgi import asgi
+
+        wrap = asgi
+    return run(spec, use_uvloop=not args.no_uvloop, wrap=wrap)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,7 +49,8 @@ from duplexlambda.errors import (
     LocalProtocolError,
 )
 from duplexlambda.handler import Lifecycle, Style
-from duplexlambda.streams import Request, Response
+from duplexlambda.runtime.request import Request
+from duplexlambda.runtime.response import Response
 
 log = logging.getLogger("duplexlambda.asgi")
 

@@ -39,7 +39,6 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from duplexlambda.api import RuntimeApiClient
 from duplexlambda.emulator.config import EmulatorConfig
 from duplexlambda.emulator.furl import (
     HttpRequestInfo,
@@ -71,8 +70,9 @@ from duplexlambda.handler import Lifecycle, load_handler, style_of
 from duplexlambda.protocol.http1 import Headers
 from duplexlambda.protocol.prelude import HTTP_INTEGRATION_RESPONSE, PreludeDecoder
 from duplexlambda.protocol.runtime_api import RuntimeApiAddress
-from duplexlambda.runtime import Runtime, RuntimeConfig
-from duplexlambda.transport import ClientConnection
+from duplexlambda.runtime.client import RuntimeApiClient
+from duplexlambda.runtime.connection import ClientConnection
+from duplexlambda.runtime.loop import Runtime, RuntimeConfig
 
 Mode = Literal["duplex", "lambda"]
 Body = bytes | bytearray | memoryview | str | AsyncIterable[bytes] | None

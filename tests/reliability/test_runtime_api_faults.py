@@ -148,7 +148,7 @@ async def test_runtime_api_stalls_on_a_post(what: str, monkeypatch: pytest.Monke
     """The API reads the whole post and never answers: the runtime gives up on that
     invocation shortly after its deadline (Lambda would have cut it off by then) and goes
     on; the invocation beside it is unaffected."""
-    monkeypatch.setattr("duplexlambda.runtime.STALL_GRACE", 0.5)
+    monkeypatch.setattr("duplexlambda.runtime.loop.STALL_GRACE", 0.5)
     async with StallingApi() as api, runtime_on(api):
         deadline = int(time.time() * 1000) + 600
         body = b'{"fail": 1}' if what == "error" else b"{}"

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from duplexlambda.errors import BusyResourceError
-from duplexlambda.streams import BodySource, BytesSource, Request
+from duplexlambda.runtime.request import BodySource, BytesSource, Request
 
 pytestmark = pytest.mark.asyncio
 

@@ -16,7 +16,7 @@ from duplexlambda.errors import DuplexLambdaError, RemoteProtocolError
 from duplexlambda.protocol import runtime_api as wire
 from duplexlambda.protocol.http1 import ResponseHead
 from duplexlambda.protocol.runtime_api import ErrorPayload, InvocationHead, RuntimeApiAddress
-from duplexlambda.transport import ClientConnection, connect
+from duplexlambda.runtime.connection import ClientConnection, connect
 
 log = logging.getLogger("duplexlambda.api")
 

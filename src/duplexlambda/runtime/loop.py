@@ -9,7 +9,6 @@ buffered ``/error``, after it the error trailers.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
@@ -21,7 +20,6 @@ from typing import Any
 
 import msgspec
 
-from duplexlambda.api import RuntimeApiClient, RuntimeApiFatalError, RuntimeApiRejected
 from duplexlambda.context import LambdaContext, request_id, trace_id
 from duplexlambda.errors import (
     BrokenResourceError,
@@ -30,21 +28,16 @@ from duplexlambda.errors import (
     RemoteProtocolError,
 )
 from duplexlambda.handler import Lifecycle, Style, lifecycle, own_lifecycle, style_of
-from duplexlambda.protocol.prelude import HTTP_REQUEST_STREAM, PreludeDecoder
 from duplexlambda.protocol.runtime_api import InvocationHead, RuntimeApiAddress, error_payload
-from duplexlambda.streams import BodySource, BytesSource, LiveSource, Request, Response, http_info
-from duplexlambda.transport import ClientConnection
+from duplexlambda.runtime.client import RuntimeApiClient, RuntimeApiFatalError, RuntimeApiRejected
+from duplexlambda.runtime.connection import ClientConnection
+from duplexlambda.runtime.invocation import Cancelled, ServedInvocation
+from duplexlambda.runtime.request import Request, http_info
 
 log = logging.getLogger("duplexlambda")
 
 #: Seconds past its deadline an invocation may still wait for the Runtime API's answer.
 STALL_GRACE = 2.0
-
-
-class UnmarshalError(DuplexLambdaError):
-    """The event is not the JSON its content type says."""
-
-    error_type = "Runtime.UnmarshalError"
 
 
 class MarshalError(DuplexLambdaError):
@@ -86,131 +79,6 @@ class RuntimeConfig:
         )
 
 
-class _Cancelled(Exception):
-    """Why the runtime cancelled a handler: the deadline, or the client went away."""
-
-
-def _plain_body(event: Any) -> bytes:
-    """The body of a function-URL / API Gateway event, base64-decoded when flagged."""
-    body = event.get("body")
-    if body is None:
-        return b""
-    if event.get("isBase64Encoded"):
-        return base64.b64decode(body)
-    return body.encode("utf-8") if isinstance(body, str) else msgspec.json.encode(body)
-
-
-class Invocation:
-    """One invocation being served: its request, response and handler task."""
-
-    def __init__(self, runtime: Runtime, head: InvocationHead, conn: ClientConnection) -> None:
-        self.runtime = runtime
-        self.head = head
-        self.conn = conn
-        self._conn_released = False
-        self.context: LambdaContext | None = None
-        self.event: Any = None
-        self.http = False
-        self.source: BodySource = BytesSource(b"")
-        self.res: Response | None = None
-        self._task: asyncio.Task[Any] | None = None
-        self._why: str | None = None
-
-    def release_conn(self) -> None:
-        """Hand the ``/next`` connection back (once: another loop may be using it next)."""
-        if not self._conn_released:
-            self._conn_released = True
-            self.runtime.client.release(self.conn)
-
-    # --- reading the event -----------------------------------------------------------------
-
-    async def read_event(self, style: Style) -> None:
-        """Read the event off the ``/next`` body (the prelude only, for a live stream)."""
-        if self.head.content_type.startswith(HTTP_REQUEST_STREAM):
-            await self._read_stream_prelude()
-            if style is not Style.DUPLEX:
-                await self._buffer_stream_body()
-            return
-        payload = await self.conn.read_all()
-        self.release_conn()
-        is_json = self.head.content_type.startswith("application/json")
-        try:
-            self.event = msgspec.json.decode(payload) if is_json else payload
-        except msgspec.DecodeError as exc:
-            if style is not Style.DUPLEX:
-                raise UnmarshalError(f"Unable to unmarshal input: {exc}") from None
-            self.event = None  # a duplex handler reads the raw bytes instead
-        info = http_info(self.event)
-        self.http = info is not None
-        self.source = BytesSource(_plain_body(self.event) if info else payload)
-
-    async def _read_stream_prelude(self) -> None:
-        decoder = PreludeDecoder()
-        first: list[memoryview] = []
-        while not decoder.complete:
-            piece = await self.conn.read()
-            if not piece:
-                decoder.eof()
-            first = decoder.feed(piece)
-        self.event = decoder.prelude
-        self.http = http_info(self.event) is not None
-        self.source = LiveSource(self.conn, first)
-
-    async def _buffer_stream_body(self) -> None:
-        """Give a buffered/streaming-style handler the whole event, body included."""
-        body = await Request(self.source).read()
-        self.release_conn()
-        assert isinstance(self.event, dict)
-        try:
-            self.event["body"] = body.decode("utf-8")
-            self.event["isBase64Encoded"] = False
-        except UnicodeDecodeError:
-            self.event["body"] = base64.b64encode(body).decode("ascii")
-            self.event["isBase64Encoded"] = True
-        self.source = BytesSource(body)
-
-    # --- running the handler ---------------------------------------------------------------
-
-    def response(self) -> Response:
-        """The invocation's response stream (created on first use)."""
-        if self.res is None:
-            mode = self.runtime.config.response_mode
-            http = self.http if mode is None else mode == "http"
-            self.res = Response(
-                self.runtime.client,
-                self.head.request_id,
-                http=http,
-                on_broken=lambda: self.cancel("the client went away"),
-            )
-        return self.res
-
-    def cancel(self, why: str) -> None:
-        """Cancel the handler task, remembering why."""
-        if self._task is not None and not self._task.done():
-            self._why = self._why or why
-            self._task.cancel()
-
-    async def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run the handler with the deadline armed.
-
-        Raises:
-            _Cancelled: the runtime cancelled it (deadline or disconnect).
-        """
-        loop = asyncio.get_running_loop()
-        self._task = loop.create_task(coro)
-        remaining = self.head.deadline_ms / 1000 - time.time()
-        delay = remaining - self.runtime.config.deadline_margin
-        timer = loop.call_later(max(delay, 0.0), self.cancel, "deadline")
-        try:
-            return await self._task
-        except asyncio.CancelledError:
-            if self._why is None or not self._task.cancelled():
-                raise  # the runtime itself is being cancelled
-            raise _Cancelled(self._why) from None
-        finally:
-            timer.cancel()
-
-
 class Runtime:
     """Serves invocations from the Runtime API to one handler until told to stop."""
 
@@ -231,7 +99,6 @@ class Runtime:
         self._polls: set[asyncio.Task[Any]] = set()
         self._workers: list[asyncio.Task[None]] = []
         self.exit_code = 0
-        self.invocations = 0
         #: set once the init hooks have run and the loops poll ``/next``
         self.ready = asyncio.Event()
 
@@ -316,8 +183,7 @@ class Runtime:
             else:
                 os.environ.pop("_X_AMZN_TRACE_ID", None)
         started = time.monotonic()
-        self.invocations += 1
-        inv = Invocation(self, head, conn)
+        inv = ServedInvocation(self, head, conn)
         try:
             # By its deadline Lambda has cut the invocation off: a Runtime API that never
             # answers its post must not keep this loop from the next one.
@@ -336,8 +202,9 @@ class Runtime:
         except Exception:
             log.exception("invocation %s failed inside the runtime", head.request_id)
         finally:
-            # Back to the pool when its body was read; else closed (an unread upload).
-            inv.release_conn()
+            # The /next connection goes back to the pool when its body was read, else it is
+            # closed; either way this invocation's req can no longer reach it.
+            inv.finish()
             log.debug(
                 "invocation %s done in %.1f ms",
                 head.request_id,
@@ -346,15 +213,14 @@ class Runtime:
             request_id.reset(rid_token)
             trace_id.reset(trace_token)
 
-    async def _invoke(self, inv: Invocation) -> None:
+    async def _invoke(self, inv: ServedInvocation) -> None:
         head = inv.head
         try:
             inv.context = LambdaContext.from_invocation(head)
             await inv.read_event(self.style)
             await self._dispatch(inv)
-        except _Cancelled as why:
+        except Cancelled as why:
             await self._report(
-                head,
                 inv,
                 HandlerTimeoutError(
                     f"Task timed out: cancelled {self.config.deadline_margin * 1000:.0f} ms "
@@ -364,14 +230,11 @@ class Runtime:
                 else None,
             )
         except BrokenResourceError as exc:
-            if inv.res is not None and inv.res.broken:
-                # The response connection broke (the client went away, or the platform cut
-                # us off at the deadline): nobody is left to tell.
-                log.warning("invocation %s: %s", head.request_id, exc)
-                inv.res.abort()
-            else:  # e.g. the upload was cut short: the handler failed, say so
-                log.error("invocation %s failed: %s", head.request_id, exc)
-                await self._report(head, inv, exc)
+            # The response connection broke (the client went away, or the platform cut us
+            # off at the deadline) and the response drops it; else (e.g. the upload was cut
+            # short) the handler failed and the response reports it.
+            log.error("invocation %s failed: %s", head.request_id, exc)
+            await self._report(inv, exc)
         except RuntimeApiRejected as exc:
             log.error("invocation %s: %s", head.request_id, exc)  # e.g. 413: no /error (P6)
         except RuntimeApiFatalError:
@@ -384,34 +247,17 @@ class Runtime:
                 exc,
                 exc_info=exc,
             )
-            await self._report(head, inv, exc)
+            await self._report(inv, exc)
         finally:
             if inv.res is not None:
                 await inv.res.run_on_close()
 
-    async def _report(
-        self, head: InvocationHead, inv: Invocation | None, exc: BaseException | None
-    ) -> None:
-        """Tell the Runtime API about a failed invocation, the way its state allows."""
-        res = inv.res if inv is not None else None
-        if exc is None:  # cancelled because the client left: drop the stream
-            if res is not None:
-                res.abort()
-            return
-        payload = error_payload(exc, head.request_id)
-        try:
-            if res is not None and res.started:
-                await res.fail(payload)
-            else:
-                if res is not None:
-                    res.abort()
-                await self.client.post_error(head.request_id, payload)
-        except RuntimeApiRejected as rejected:
-            log.error("error report for %s refused: %s", head.request_id, rejected)
-        except (BrokenResourceError, RemoteProtocolError, OSError) as broken:
-            log.error("could not report the error of %s: %s", head.request_id, broken)
+    async def _report(self, inv: ServedInvocation, exc: BaseException | None) -> None:
+        """Tell the Runtime API about a failed invocation; the response decides how."""
+        payload = None if exc is None else error_payload(exc, inv.head.request_id)
+        await inv.response().fail(payload)
 
-    async def _dispatch(self, inv: Invocation) -> None:
+    async def _dispatch(self, inv: ServedInvocation) -> None:
         if self.style is Style.DUPLEX:
             req = Request(
                 inv.source, event=inv.event, context=inv.context, http=http_info(inv.event)
@@ -428,7 +274,7 @@ class Runtime:
             body, content_type = _marshal(result)
             await self.client.post_response(inv.head.request_id, body, content_type)
 
-    def _call_buffered(self, inv: Invocation) -> Coroutine[Any, Any, Any]:
+    def _call_buffered(self, inv: ServedInvocation) -> Coroutine[Any, Any, Any]:
         if asyncio.iscoroutinefunction(self.handler):
             coro: Coroutine[Any, Any, Any] = self.handler(inv.event, inv.context)
             return coro
@@ -467,11 +313,13 @@ def _loop_name() -> str:
     return type(loop).__module__.split(".")[0]
 
 
-async def main_async(spec: str, config: RuntimeConfig, *, asgi: bool = False) -> int:
+async def main_async(
+    spec: str, config: RuntimeConfig, *, wrap: Callable[[Any], Any] | None = None
+) -> int:
     """Load the handler, then serve; an init failure is reported and gives exit code 1.
 
-    With ``asgi`` the object named by ``spec`` is an ASGI app, served through
-    ``duplexlambda.asgi.asgi`` (its lifespan runs at init and at SIGTERM).
+    ``wrap`` turns the object named by ``spec`` into a handler (the command line passes the
+    ASGI bridge for ``--asgi``); it runs at init, so its failures are init errors.
     """
     from duplexlambda.handler import load_handler
     from duplexlambda.protocol import chunked
@@ -479,10 +327,8 @@ async def main_async(spec: str, config: RuntimeConfig, *, asgi: bool = False) ->
     client = RuntimeApiClient(config.address)
     try:
         handler = load_handler(spec)
-        if asgi:
-            from duplexlambda.asgi import asgi as asgi_handler
-
-            handler = asgi_handler(handler)
+        if wrap is not None:
+            handler = wrap(handler)
         style = style_of(handler)
     except Exception as exc:
         log.error("init failed: %s: %s", error_payload(exc).errorType, exc)
@@ -493,7 +339,7 @@ async def main_async(spec: str, config: RuntimeConfig, *, asgi: bool = False) ->
     log.info(
         "duplexlambda runtime: handler %s (%s), codec %s, loop %s, concurrency %d",
         spec,
-        "asgi" if asgi else style.value,
+        getattr(wrap, "__name__", style.value) if wrap is not None else style.value,
         chunked.IMPL,
         _loop_name(),
         config.concurrency,
@@ -503,13 +349,9 @@ async def main_async(spec: str, config: RuntimeConfig, *, asgi: bool = False) ->
     return await runtime.serve()
 
 
-def run(spec: str, *, use_uvloop: bool = True, asgi: bool = False) -> int:
-    """``python -m duplexlambda run HANDLER``: the process a ``bootstrap`` starts.
-
-    ``asgi`` (``--asgi``, or ``DUPLEXLAMBDA_ASGI=1`` in the environment) serves ``HANDLER``
-    as an ASGI app.
-    """
-    from duplexlambda.log import setup_logging
+def run(spec: str, *, use_uvloop: bool = True, wrap: Callable[[Any], Any] | None = None) -> int:
+    """``python -m duplexlambda run HANDLER``: the process a ``bootstrap`` starts."""
+    from duplexlambda.runtime.logs import setup_logging
 
     setup_logging()
     try:
@@ -525,6 +367,5 @@ def run(spec: str, *, use_uvloop: bool = True, asgi: bool = False) -> int:
             factory = uvloop.new_event_loop
         except ImportError:
             pass
-    asgi = asgi or os.environ.get("DUPLEXLAMBDA_ASGI", "") in ("1", "true")
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main_async(spec, config, asgi=asgi))
+        return runner.run(main_async(spec, config, wrap=wrap))

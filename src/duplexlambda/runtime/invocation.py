@@ -1,0 +1,157 @@
+"""One invocation being served: its event, its ``req`` source, its ``res`` and its handler task.
+
+The invocation owns the ``/next`` connection through its ``NextBody`` for as long as it runs,
+and settles it exactly once (``finish()``); the response owns the answer's state. The loop
+(``loop.py``) only decides what to run and when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from duplexlambda.context import LambdaContext
+from duplexlambda.errors import DuplexLambdaError
+from duplexlambda.handler import Style
+from duplexlambda.protocol.prelude import HTTP_REQUEST_STREAM, PreludeDecoder
+from duplexlambda.protocol.runtime_api import InvocationHead
+from duplexlambda.runtime.connection import ClientConnection
+from duplexlambda.runtime.request import BodySource, BytesSource, NextBody, Request, http_info
+from duplexlambda.runtime.response import Response
+
+if TYPE_CHECKING:
+    from duplexlambda.runtime.loop import Runtime
+
+
+class UnmarshalError(DuplexLambdaError):
+    """The event is not the JSON its content type says."""
+
+    error_type = "Runtime.UnmarshalError"
+
+
+class Cancelled(Exception):
+    """Why the runtime cancelled a handler: the deadline, or the client went away."""
+
+
+def plain_body(event: Any) -> bytes:
+    """The body of a function-URL / API Gateway event, base64-decoded when flagged."""
+    body = event.get("body")
+    if body is None:
+        return b""
+    if event.get("isBase64Encoded"):
+        return base64.b64decode(body)
+    return body.encode("utf-8") if isinstance(body, str) else msgspec.json.encode(body)
+
+
+class ServedInvocation:
+    """One invocation being served by the runtime (the emulator has its own ``Invocation``)."""
+
+    def __init__(self, runtime: Runtime, head: InvocationHead, conn: ClientConnection) -> None:
+        self.runtime = runtime
+        self.head = head
+        self.next_body = NextBody(conn, runtime.client.release)
+        self.context: LambdaContext | None = None
+        self.event: Any = None
+        self.http = False
+        self.source: BodySource = BytesSource(b"")
+        self.res: Response | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._why: str | None = None
+
+    def finish(self) -> None:
+        """The invocation has ended: settle the ``/next`` connection and close ``req``."""
+        self.next_body.settle()
+        self.source.settle()
+
+    # --- reading the event -----------------------------------------------------------------
+
+    async def read_event(self, style: Style) -> None:
+        """Read the event off the ``/next`` body (the prelude only, for a live stream)."""
+        if self.head.content_type.startswith(HTTP_REQUEST_STREAM):
+            await self._read_stream_prelude()
+            if style is not Style.DUPLEX:
+                await self._buffer_stream_body()
+            return
+        payload = await self.next_body.read_all()
+        is_json = self.head.content_type.startswith("application/json")
+        try:
+            self.event = msgspec.json.decode(payload) if is_json else payload
+        except msgspec.DecodeError as exc:
+            if style is not Style.DUPLEX:
+                raise UnmarshalError(f"Unable to unmarshal input: {exc}") from None
+            self.event = None  # a duplex handler reads the raw bytes instead
+        info = http_info(self.event)
+        self.http = info is not None
+        self.source = BytesSource(plain_body(self.event) if info else payload)
+
+    async def _read_stream_prelude(self) -> None:
+        decoder = PreludeDecoder()
+        first: list[memoryview] = []
+        while not decoder.complete:
+            piece = await self.next_body.next_piece()
+            if not piece:
+                decoder.eof()
+            first = decoder.feed(piece)
+        self.event = decoder.prelude
+        self.http = http_info(self.event) is not None
+        self.next_body.push_back(first)
+        self.source = self.next_body
+
+    async def _buffer_stream_body(self) -> None:
+        """Give a buffered/streaming-style handler the whole event, body included."""
+        body = await Request(self.source).read()
+        self.next_body.settle()
+        assert isinstance(self.event, dict)
+        try:
+            self.event["body"] = body.decode("utf-8")
+            self.event["isBase64Encoded"] = False
+        except UnicodeDecodeError:
+            self.event["body"] = base64.b64encode(body).decode("ascii")
+            self.event["isBase64Encoded"] = True
+        self.source = BytesSource(body)
+
+    # --- running the handler ---------------------------------------------------------------
+
+    def response(self) -> Response:
+        """The invocation's response stream (created on first use)."""
+        if self.res is None:
+            mode = self.runtime.config.response_mode
+            http = self.http if mode is None else mode == "http"
+            self.res = Response(
+                self.runtime.client,
+                self.head.request_id,
+                http=http,
+                on_broken=lambda: self.cancel("the client went away"),
+            )
+        return self.res
+
+    def cancel(self, why: str) -> None:
+        """Cancel the handler task, remembering why."""
+        if self._task is not None and not self._task.done():
+            self._why = self._why or why
+            self._task.cancel()
+
+    async def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run the handler with the deadline armed.
+
+        Raises:
+            Cancelled: the runtime cancelled it (deadline or disconnect).
+        """
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(coro)
+        remaining = self.head.deadline_ms / 1000 - time.time()
+        delay = remaining - self.runtime.config.deadline_margin
+        timer = loop.call_later(max(delay, 0.0), self.cancel, "deadline")
+        try:
+            return await self._task
+        except asyncio.CancelledError:
+            if self._why is None or not self._task.cancelled():
+                raise  # the runtime itself is being cancelled
+            raise Cancelled(self._why) from None
+        finally:
+            timer.cancel()

@@ -1,0 +1,378 @@
+"""``res``: the response as an async writable, streamed to the Runtime API.
+
+Contracts (enforced by tests/streams): status, headers, cookies and content type may change
+until the first byte is sent, then raise ``InvalidStreamingOperation``. One ``write()`` is one
+HTTP chunk, never merged or split. ``write()`` returns once the bytes are handed to the
+transport and waits while its buffer is above the high watermark; a ``write()`` cancelled while
+waiting has already queued its bytes. After ``end()`` writes raise ``ClosedResourceError``;
+once the Runtime API connection broke they raise ``BrokenResourceError``.
+
+The response is also the one owner of its state when the invocation fails: ``fail()`` decides
+between a buffered ``/error`` (nothing sent yet), the error trailers (streaming began) and
+nothing at all (the stream already ended or broke).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from http.cookies import SimpleCookie
+
+from duplexlambda.errors import (
+    BrokenResourceError,
+    ClosedResourceError,
+    InvalidStreamingOperation,
+    RemoteProtocolError,
+)
+from duplexlambda.protocol._types import Buffer
+from duplexlambda.protocol.chunked import ChunkEncoder
+from duplexlambda.protocol.prelude import (
+    DELIMITER,
+    HTTP_INTEGRATION_RESPONSE,
+    HttpResponsePrelude,
+    encode_prelude,
+)
+from duplexlambda.protocol.runtime_api import ErrorPayload, error_trailers
+from duplexlambda.runtime.client import RuntimeApiClient, RuntimeApiRejected
+from duplexlambda.runtime.connection import ClientConnection
+
+log = logging.getLogger("duplexlambda")
+
+
+class StreamState(enum.Enum):
+    """Lifecycle of a response: NOT_STARTED -> STREAMING -> ENDED | ERRORED."""
+
+    NOT_STARTED = "not started"
+    STREAMING = "streaming"
+    ENDED = "ended"
+    ERRORED = "errored"
+
+
+class ResponseHeaders(MutableMapping[str, str]):
+    """Response headers: names keep the case they were set with, lookups ignore case.
+
+    Frozen once the response has started.
+    """
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[str, str]] = {}
+        self._frozen = False
+
+    def _check(self) -> None:
+        if self._frozen:
+            raise InvalidStreamingOperation("Cannot change headers, the response has started")
+
+    def __getitem__(self, key: str) -> str:
+        return self._data[key.lower()][1]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._check()
+        old = self._data.get(key.lower())
+        self._data[key.lower()] = (old[0] if old else key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._check()
+        del self._data[key.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._data.values())
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._data
+
+
+OnClose = Callable[[], Awaitable[None] | None]
+
+
+class Response:
+    """The invocation's response as an async writable, streamed to the Runtime API.
+
+    For HTTP-shaped invocations a prelude (status, headers, cookies) goes first, as its own
+    chunk, then the 8 NUL bytes as their own chunk (cargo-lambda needs that), even when the
+    body is empty (P1). For plain invocations the bytes go out as they are.
+    """
+
+    def __init__(
+        self,
+        client: RuntimeApiClient,
+        request_id: str,
+        *,
+        http: bool,
+        on_broken: Callable[[], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._request_id = request_id
+        self._http = http
+        self._on_broken = on_broken
+        self._status = 200
+        self.headers = ResponseHeaders()
+        self._cookies: list[str] = []
+        self._content_type = "application/octet-stream"
+        self._state = StreamState.NOT_STARTED
+        self._conn: ClientConnection | None = None
+        self._encoder = ChunkEncoder()
+        self._starting: asyncio.Future[None] | None = None
+        self._on_close: list[OnClose] = []
+        self.bytes_sent = 0
+
+    # metadata, until the first byte
+    def _check_not_started(self, what: str) -> None:
+        if self._state is not StreamState.NOT_STARTED or self._starting is not None:
+            raise InvalidStreamingOperation(f"Cannot set {what}, too late: the response started")
+
+    @property
+    def status(self) -> int:
+        """HTTP status code (function URLs only); settable until the first byte."""
+        return self._status
+
+    @status.setter
+    def status(self, value: int) -> None:
+        self._check_not_started("status")
+        if not 100 <= int(value) <= 599:
+            raise ValueError(f"invalid HTTP status {value}")
+        self._status = int(value)
+
+    @property
+    def content_type(self) -> str:
+        """Content type of the body; settable until the first byte."""
+        if self._http:
+            return self.headers.get("content-type", "application/octet-stream")
+        return self._content_type
+
+    @content_type.setter
+    def content_type(self, value: str) -> None:
+        self._check_not_started("content-type")
+        if self._http:
+            self.headers["content-type"] = value
+        else:
+            self._content_type = value
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str,
+        *,
+        max_age: int | None = None,
+        expires: str | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = None,
+    ) -> None:
+        """Add a ``Set-Cookie`` (sent in the prelude's ``cookies``)."""
+        self._check_not_started("cookies")
+        jar: SimpleCookie = SimpleCookie()
+        jar[name] = value
+        morsel = jar[name]
+        for key, attr in (
+            ("max-age", max_age),
+            ("expires", expires),
+            ("path", path),
+            ("domain", domain),
+            ("samesite", samesite),
+        ):
+            if attr is not None:
+                morsel[key] = str(attr)
+        morsel["secure"] = secure
+        morsel["httponly"] = httponly
+        self._cookies.append(morsel.OutputString())
+
+    def add_set_cookie(self, value: str) -> None:
+        """Add a ready-made ``Set-Cookie`` value (e.g. one a web framework built).
+
+        Raises:
+            InvalidStreamingOperation: the response has started.
+        """
+        self._check_not_started("cookies")
+        self._cookies.append(value)
+
+    @property
+    def cookies(self) -> list[str]:
+        """The ``Set-Cookie`` values set so far."""
+        return list(self._cookies)
+
+    @property
+    def state(self) -> StreamState:
+        """Where the response is in its lifecycle."""
+        return self._state
+
+    @property
+    def started(self) -> bool:
+        """True once the first byte (or the prelude) has gone out."""
+        return self._state is not StreamState.NOT_STARTED
+
+    @property
+    def closed(self) -> bool:
+        """True once the response has ended, in success or error."""
+        return self._state in (StreamState.ENDED, StreamState.ERRORED)
+
+    @property
+    def broken(self) -> bool:
+        """True when the Runtime API connection went away before the response ended."""
+        return (
+            self._conn is not None
+            and self._conn.is_closing
+            and self._state is not StreamState.ENDED
+        )
+
+    def on_close(self, callback: OnClose) -> None:
+        """Run ``callback`` (sync or async) after the stream has finished, in any way."""
+        self._on_close.append(callback)
+
+    # streaming
+    def _check_writable(self) -> None:
+        if self.closed:
+            raise ClosedResourceError("the response has ended")
+
+    def _prelude_frames(self) -> bytes:
+        headers: dict[str, str | list[str]] = {k: self.headers[k] for k in self.headers}
+        if "content-type" not in self.headers:
+            headers["content-type"] = "application/octet-stream"
+        prelude = HttpResponsePrelude(self._status, headers, self._cookies)
+        # Two chunks: cargo-lambda takes the first chunk as the whole prelude (P3).
+        return self._encoder.data(encode_prelude(prelude)) + self._encoder.data(DELIMITER)
+
+    async def _start(self) -> ClientConnection:
+        if self._conn is not None:
+            return self._conn
+        if self._starting is not None:  # another task is opening the stream
+            await asyncio.shield(self._starting)
+            assert self._conn is not None
+            return self._conn
+        self._starting = asyncio.get_running_loop().create_future()
+        try:
+            self.headers._frozen = True
+            content_type = HTTP_INTEGRATION_RESPONSE if self._http else self._content_type
+            frames = self._prelude_frames() if self._http else b""
+            # The prelude and the NULs are two chunks (cargo-lambda needs that), sent with the
+            # request head in one write.
+            conn = await self._client.open_stream(self._request_id, content_type, frames)
+            conn.closed.add_done_callback(self._connection_closed)
+            self._conn = conn
+            self._state = StreamState.STREAMING
+            self._starting.set_result(None)
+            return conn
+        except BaseException as exc:
+            self._starting.set_exception(exc)
+            self._starting.exception()  # retrieved: the caller re-raises it
+            raise
+
+    def _connection_closed(self, _fut: asyncio.Future[None]) -> None:
+        if self._state is StreamState.STREAMING and self._on_broken is not None:
+            self._on_broken()
+
+    async def write(self, data: Buffer | str) -> None:
+        """Send ``data`` as one chunk (an empty write sends nothing)."""
+        conn = self._conn
+        if type(data) is bytes and conn is not None and self._state is StreamState.STREAMING:
+            # The hot path of a streaming handler: framed with one format operation, and no
+            # coroutine unless the socket buffer is above its high watermark.
+            if data:
+                conn.write_corked(b"%x\r\n%b\r\n" % (len(data), data))
+                self.bytes_sent += len(data)
+            if conn.needs_drain:
+                await conn.drain()
+            return
+        self._check_writable()
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        conn = await self._start()
+        self._check_writable()
+        if len(data):
+            conn.write(self._encoder.data(data))
+            self.bytes_sent += len(data)
+        await conn.drain()
+
+    async def writelines(self, chunks: Iterable[Buffer | str]) -> None:
+        """Send each item as its own chunk, framed in one batch."""
+        self._check_writable()
+        items = [c.encode("utf-8") if isinstance(c, str) else c for c in chunks]
+        conn = await self._start()
+        self._check_writable()
+        conn.write(self._encoder.data_many(items))
+        self.bytes_sent += sum(len(c) for c in items)
+        await conn.drain()
+
+    async def flush(self) -> None:
+        """Wait until everything written so far has been handed to the kernel."""
+        if self._conn is None or self.closed:
+            return
+        transport = self._conn.transport
+        if transport is None or transport.is_closing():
+            raise BrokenResourceError("Runtime API connection is closed")
+        transport.set_write_buffer_limits(high=0, low=0)
+        try:
+            await self._conn.drain()
+        finally:
+            if not transport.is_closing():
+                transport.set_write_buffer_limits(high=256 * 1024, low=64 * 1024)
+
+    async def end(self, data: Buffer | str = b"") -> None:
+        """Write ``data``, end the body, and wait for the Runtime API to accept it.
+
+        Ending an ended response does nothing.
+        """
+        if self.closed:
+            if data:
+                raise ClosedResourceError("the response has ended")
+            return
+        if data:
+            await self.write(data)
+        conn = await self._start()
+        self._state = StreamState.ENDED
+        conn.write(self._encoder.end())
+        await self._client.finish_stream(conn)
+
+    async def fail(self, payload: ErrorPayload | None) -> None:
+        """Report that the invocation failed, the one way its state still allows.
+
+        Nothing sent yet: the stream is dropped and the error goes to ``/error`` (the caller
+        sees a clean function error). Streaming began: the body ends with the error trailers
+        (docs/runtime-api.md §3.3.3), so what was sent stays delivered. Already ended, or the
+        connection broke, or ``payload`` is None (the client went away): the stream is
+        dropped, there is nobody left to tell. Refusals and broken connections are logged,
+        never raised.
+        """
+        if payload is None or self.broken or self.closed:
+            if self.broken:
+                log.warning("invocation %s: the response stream broke", self._request_id)
+            self.abort()
+            return
+        try:
+            if self._conn is not None:
+                self._state = StreamState.ERRORED
+                self._conn.write(self._encoder.end(error_trailers(payload)))
+                await self._client.finish_stream(self._conn)
+            else:
+                self.abort()
+                await self._client.post_error(self._request_id, payload)
+        except RuntimeApiRejected as rejected:
+            log.error("error report for %s refused: %s", self._request_id, rejected)
+        except (BrokenResourceError, RemoteProtocolError, OSError) as broken:
+            log.error("could not report the error of %s: %s", self._request_id, broken)
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the stream without ending it (the invocation was cancelled)."""
+        if self._conn is not None:
+            self._conn.close()
+        if not self.closed:
+            self._state = StreamState.ERRORED
+
+    async def run_on_close(self) -> None:
+        """Run the ``on_close`` callbacks; their errors are logged, never raised."""
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("on_close callback %r failed", callback)
