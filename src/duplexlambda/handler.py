@@ -52,6 +52,12 @@ class BadHandlerSignature(HandlerInitError):
     error_type = "Runtime.InvalidEntrypoint"
 
 
+class BuiltInModuleConflict(HandlerInitError):
+    """The handler's module is one built into the interpreter (``sys.hello``)."""
+
+    error_type = "Runtime.BuiltInModuleConflict"
+
+
 class Style(enum.Enum):
     """How the runtime calls a handler."""
 
@@ -104,7 +110,7 @@ def style_of(func: Callable[..., Any]) -> Style:
     except (TypeError, ValueError):
         raise BadHandlerSignature(f"cannot read the signature of {func!r}") from None
     if len(params) == 2:
-        return Style.DUPLEX if is_async else Style.BUFFERED
+        return _two_argument_style(func, params[0].name, params[1].name, is_async)
     if len(params) == 3 and is_async:
         return Style.STREAMING
     raise BadHandlerSignature(
@@ -112,6 +118,32 @@ def style_of(func: Callable[..., Any]) -> Style:
         "async def handler(req, res), def handler(event, context) "
         "or async def handler(event, res, context)"
     )
+
+
+#: Parameter names that say "awslambdaric style" for a two-argument async handler.
+_EVENT_NAMES = frozenset({"event", "evt", "lambda_event"})
+_CONTEXT_NAMES = frozenset({"context", "ctx", "lambda_context"})
+
+
+def _two_argument_style(func: Callable[..., Any], first: str, second: str, is_async: bool) -> Style:
+    """A sync handler is buffered; an async one is duplex unless its names say otherwise.
+
+    ``async def handler(event, context)`` is the most common first attempt at an async Lambda
+    handler: taking it as duplex would fail later, on ``event["body"]``. Names that point both
+    ways (``event, res``) are refused at init rather than guessed.
+    """
+    if not is_async:
+        return Style.BUFFERED
+    if first in _EVENT_NAMES and second in _CONTEXT_NAMES:
+        return Style.BUFFERED
+    if first in _EVENT_NAMES or second in _CONTEXT_NAMES:
+        raise BadHandlerSignature(
+            f"handler {getattr(func, '__qualname__', func)!r} has an ambiguous signature "
+            f"({first}, {second}): name it async def handler(req, res) for a duplex handler "
+            "or async def handler(event, context) for a buffered one, or mark it with "
+            "@duplexlambda.handler.duplex / @duplexlambda.handler.buffered"
+        )
+    return Style.DUPLEX
 
 
 @dataclass
@@ -178,6 +210,9 @@ def load_handler(spec: str, task_root: str | None = None) -> Callable[..., Any]:
         HandlerInitError: one of the ``Runtime.*`` init errors above.
     """
     module_name, attr = split_handler(spec)
+    if module_name.split(".")[0] in sys.builtin_module_names:
+        # As awslambdaric: importing it would "work" and then find no handler.
+        raise BuiltInModuleConflict(f"Cannot use built-in module {module_name} as a handler module")
     root = task_root if task_root is not None else os.environ.get("LAMBDA_TASK_ROOT")
     if root and (not sys.path or sys.path[0] != root):
         sys.path.insert(0, root)

@@ -193,7 +193,11 @@ class FakeRuntimeApi:
             "Content-Type": inv.content_type,
             **inv.headers,
         }
-        head = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in fields.items())
+        # surrogateescape: a test can send any byte ("\udcff" goes out as 0xFF)
+        head = b"".join(
+            b"%s: %s\r\n" % (k.encode(), v.encode("utf-8", "surrogateescape"))
+            for k, v in fields.items()
+        )
         if inv.stream is None:
             writer.write(
                 b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s"

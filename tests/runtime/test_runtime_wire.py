@@ -11,7 +11,6 @@ from typing import Any
 
 import msgspec
 import pytest
-import pytest_asyncio
 
 from duplexlambda.context import LambdaContext, trace_id
 from duplexlambda.handler import Lifecycle, buffered
@@ -56,12 +55,6 @@ async def running(
     finally:
         runtime.stop()
         await asyncio.wait_for(task, 10)
-
-
-@pytest_asyncio.fixture
-async def api() -> AsyncIterator[FakeRuntimeApi]:
-    async with FakeRuntimeApi() as fake:
-        yield fake
 
 
 def expected_vector(name: str, api: FakeRuntimeApi) -> bytes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -91,8 +92,9 @@ def _client_context(request: Request) -> str | None:
             "InvalidRequestContentException",
             "Client context must be a valid Base64-encoded JSON object.",
         ) from None
-    # Re-encoded compactly: the value becomes a header line, so it must not hold newlines.
-    return msgspec.json.encode(value).decode("utf-8")
+    # Re-encoded compactly and ASCII-only: the value becomes a header line, so it must hold
+    # no newline, and no character a header cannot carry ("\u2603" escapes are lossless).
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
 
 
 async def _read_payload(request: Request) -> bytes:

@@ -7,6 +7,7 @@ request the runtime sends is unit-tested byte for byte without a network.
 from __future__ import annotations
 
 import base64
+import json
 import traceback
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -158,37 +159,137 @@ def error_request(
 # --- error payloads --------------------------------------------------------------------------
 
 
-class ErrorPayload(msgspec.Struct, omit_defaults=True):
-    """The standard Lambda error body (runtime-api.md 3.4), with awslambdaric's field names."""
+class ErrorPayload(msgspec.Struct):
+    """The standard Lambda error body (runtime-api.md 3.4), with awslambdaric's field names.
+
+    ``requestId`` is ``""`` for init errors, as awslambdaric sends it.
+    """
 
     errorMessage: str
     errorType: str
     stackTrace: list[str] = msgspec.field(default_factory=list)
-    requestId: str | None = None
+    requestId: str = ""
+
+
+#: Longest ``errorMessage`` sent (characters). Lambda refuses error bodies past its payload
+#: limit and the caller then waits for the timeout; a readable head of the message is better.
+MAX_ERROR_MESSAGE = 256 * 1024
+
+
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8: lone surrogates and the like become backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def safe_str(exc: BaseException | None) -> str:
+    """``str(exc)``, even when its ``__str__`` raises or returns something odd."""
+    try:
+        text = str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__} object>"
+    return printable(text) if isinstance(text, str) else repr(text)
+
+
+def _truncated(message: str, limit: int) -> str:
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}... [truncated {len(message) - limit} characters]"
 
 
 def error_type_of(exc: BaseException) -> str:
-    """``error_type`` of our own errors (``Runtime.*``), else the exception's class name."""
+    """``error_type`` of our own errors (``Runtime.*``), else the exception's class name.
+
+    Only printable ASCII: the type also travels in a header, which cannot carry the rest.
+    """
     declared = getattr(type(exc), "error_type", None)
     if isinstance(declared, str) and declared != "Runtime.Unknown":
-        return declared
-    return type(exc).__name__
+        name = declared
+    else:
+        name = type(exc).__name__
+    name = name.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c for c in name if c.isprintable()) or "Runtime.Unknown"
 
 
-def error_payload(exc: BaseException, request_id: str | None = None) -> ErrorPayload:
-    """Describe ``exc`` the way awslambdaric does (``traceback.format_list`` lines)."""
-    frames = traceback.extract_tb(exc.__traceback__)
+def user_frames(exc: BaseException, internal: tuple[str, ...] = ()) -> list[traceback.FrameSummary]:
+    """The traceback of ``exc`` from the first frame outside ``internal`` (path prefixes).
+
+    awslambdaric drops its own leading frames the same way, so that CloudWatch and X-Ray show
+    the user's code first; frames after the first user frame are kept, ours included.
+    """
+    frames = list(traceback.extract_tb(exc.__traceback__))
+    for i, frame in enumerate(frames):
+        if not frame.filename.startswith(internal):
+            return frames[i:]
+    return frames
+
+
+def format_frames(frames: list[traceback.FrameSummary]) -> list[str]:
+    """awslambdaric's ``stackTrace`` lines: ``File, line, in name`` and the source line.
+
+    Formatted from plain tuples, so Python 3.11's ``^^^^`` position lines are left out.
+    """
+    plain = [(f.filename, f.lineno or 0, f.name, f.line) for f in frames]
+    return [printable(line) for line in traceback.format_list(plain)]
+
+
+def error_payload(
+    exc: BaseException, request_id: str | None = None, *, internal: tuple[str, ...] = ()
+) -> ErrorPayload:
+    """Describe ``exc`` the way awslambdaric does; never fails, whatever ``exc`` holds."""
     return ErrorPayload(
-        errorMessage=str(exc),
+        errorMessage=_truncated(safe_str(exc), MAX_ERROR_MESSAGE),
         errorType=error_type_of(exc),
-        stackTrace=traceback.format_list(frames),
-        requestId=request_id,
+        stackTrace=format_frames(user_frames(exc, internal)),
+        requestId=request_id or "",
     )
+
+
+def xray_cause(exc: BaseException, working_dir: str, internal: tuple[str, ...] = ()) -> bytes:
+    """The ``Lambda-Runtime-Function-XRay-Error-Cause`` JSON awslambdaric sends with /error.
+
+    ASCII-only JSON (``ensure_ascii``): it travels in a header.
+    """
+    frames = user_frames(exc, internal)
+    cause = {
+        "working_directory": working_dir,
+        "exceptions": [
+            {
+                "message": _truncated(safe_str(exc), 4096),
+                "type": error_type_of(exc),
+                "stack": [{"label": f.name, "path": f.filename, "line": f.lineno} for f in frames],
+            }
+        ],
+        "paths": sorted({f.filename for f in frames}),
+    }
+    return json.dumps(cause, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def encode_error(payload: ErrorPayload) -> bytes:
     """JSON body for ``/error`` and ``/init/error``."""
     return msgspec.json.encode(payload)
+
+
+#: Largest ``Lambda-Runtime-Function-Error-Body`` trailer value sent: trailer sections are
+#: small by nature (our decoder, like many HTTP stacks, takes lines of up to 8 KiB).
+MAX_ERROR_TRAILER = 6 * 1024
+
+
+def _fit_for_trailer(payload: ErrorPayload) -> bytes:
+    """The payload's JSON, shortened (stack first, then message) to fit in a trailer."""
+    body = msgspec.json.encode(payload)
+    budget = MAX_ERROR_TRAILER * 3 // 4  # base64 grows it by a third
+    if len(body) <= budget:
+        return body
+    short = msgspec.structs.replace(payload, stackTrace=payload.stackTrace[-5:])
+    body = msgspec.json.encode(short)
+    if len(body) > budget:
+        keep = max(0, len(short.errorMessage) - (len(body) - budget) - 64)
+        short = msgspec.structs.replace(short, errorMessage=_truncated(short.errorMessage, keep))
+        body = msgspec.json.encode(short)
+    if len(body) > budget:
+        short = msgspec.structs.replace(short, stackTrace=[])
+        body = msgspec.json.encode(short)
+    return body
 
 
 def error_trailers(payload: ErrorPayload) -> list[tuple[str, str]]:
@@ -197,10 +298,8 @@ def error_trailers(payload: ErrorPayload) -> list[tuple[str, str]]:
     The body is single-line standard base64 of the JSON: raw JSON could carry CR/LF and break
     the chunked framing (P12).
     """
-    body = base64.b64encode(msgspec.json.encode(payload)).decode("ascii")
-    # A trailer value cannot hold control characters; error types are ours or class names.
-    error_type = "".join(c for c in payload.errorType if c.isprintable()) or "Runtime.Unknown"
-    return [(H_ERROR_TYPE, error_type), (H_ERROR_BODY, body)]
+    body = base64.b64encode(_fit_for_trailer(payload)).decode("ascii")
+    return [(H_ERROR_TYPE, payload.errorType), (H_ERROR_BODY, body)]
 
 
 # --- the /next response ----------------------------------------------------------------------
@@ -247,13 +346,19 @@ def parse_next(headers: Headers, now_ms: int) -> InvocationHead:
         value = headers.get(name)
         return value.decode("latin-1") if value else None
 
+    def json_text(name: str) -> str | None:
+        # JSON documents: UTF-8 when a platform sends raw non-ASCII; undecodable bytes become
+        # U+FFFD instead of failing the whole /next (the context parser judges the rest).
+        value = headers.get(name)
+        return value.decode("utf-8", "replace") if value else None
+
     return InvocationHead(
         request_id=request_id,
         deadline_ms=deadline,
         invoked_function_arn=text(H_ARN) or "",
         trace_id=text(H_TRACE),
-        client_context=text(H_CLIENT_CONTEXT),
-        cognito_identity=text(H_COGNITO),
+        client_context=json_text(H_CLIENT_CONTEXT),
+        cognito_identity=json_text(H_COGNITO),
         tenant_id=text(H_TENANT),
         content_type=content_type,
     )

@@ -139,10 +139,14 @@ class RuntimeApiClient:
             wire.response_request(self.address, request_id, len(body), content_type), body
         )
 
-    async def post_error(self, request_id: str | None, payload: ErrorPayload) -> None:
+    async def post_error(
+        self, request_id: str | None, payload: ErrorPayload, xray_cause: bytes | None = None
+    ) -> None:
         """``POST /invocation/{id}/error``, or ``/init/error`` when ``request_id`` is None."""
         body = wire.encode_error(payload)
-        head = wire.error_request(self.address, request_id, payload.errorType, len(body))
+        head = wire.error_request(
+            self.address, request_id, payload.errorType, len(body), xray_cause
+        )
         await self._post(head, body)
 
     async def open_stream(

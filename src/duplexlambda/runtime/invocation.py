@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -38,6 +38,19 @@ class Cancelled(Exception):
     """Why the runtime cancelled a handler: the deadline, or the client went away."""
 
 
+class HandlerFault(Exception):
+    """A handler raised a ``BaseException`` that is not a request to exit.
+
+    ``asyncio.CancelledError`` the runtime did not ask for, ``GeneratorExit`` and the like fail
+    their invocation (reported with the original's type and traceback); only ``SystemExit`` and
+    ``KeyboardInterrupt`` end the process.
+    """
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
 def plain_body(event: Any) -> bytes:
     """The body of a function-URL / API Gateway event, base64-decoded when flagged."""
     body = event.get("body")
@@ -46,6 +59,36 @@ def plain_body(event: Any) -> bytes:
     if event.get("isBase64Encoded"):
         return base64.b64decode(body)
     return body.encode("utf-8") if isinstance(body, str) else msgspec.json.encode(body)
+
+
+async def _guarded(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run the handler so that no ``BaseException`` of its own leaves its task.
+
+    The task must not finish with ``GeneratorExit``: asyncio would throw it into the
+    coroutines awaiting the task, closing the runtime's loop. A ``CancelledError`` nobody
+    asked for (the task is not being cancelled) is the handler's own doing too.
+    """
+    try:
+        return await coro
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        raise HandlerFault(exc) from None
+    except (Exception, SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        raise HandlerFault(exc) from None
+
+
+def call_sync(handler: Callable[..., Any], *args: Any) -> Any:
+    """Call a blocking handler (in a worker thread) with the same rule as ``_guarded``."""
+    try:
+        return handler(*args)
+    except (Exception, SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        raise HandlerFault(exc) from None
 
 
 class ServedInvocation:
@@ -143,15 +186,15 @@ class ServedInvocation:
             Cancelled: the runtime cancelled it (deadline or disconnect).
         """
         loop = asyncio.get_running_loop()
-        self._task = loop.create_task(coro)
+        self._task = loop.create_task(_guarded(coro))
         remaining = self.head.deadline_ms / 1000 - time.time()
         delay = remaining - self.runtime.config.deadline_margin
         timer = loop.call_later(max(delay, 0.0), self.cancel, "deadline")
         try:
             return await self._task
         except asyncio.CancelledError:
-            if self._why is None or not self._task.cancelled():
-                raise  # the runtime itself is being cancelled
-            raise Cancelled(self._why) from None
+            if self._why is not None and self._task.cancelled():
+                raise Cancelled(self._why) from None
+            raise  # the runtime itself is being cancelled
         finally:
             timer.cancel()

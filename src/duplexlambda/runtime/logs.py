@@ -8,11 +8,13 @@ import logging
 import os
 import sys
 import time
+import traceback
 from typing import Any
 
 import msgspec
 
 from duplexlambda.context import request_id
+from duplexlambda.protocol.runtime_api import printable, safe_str
 
 
 class RequestIdFilter(logging.Filter):
@@ -34,6 +36,10 @@ class TextFormatter(logging.Formatter):
             "%Y-%m-%dT%H:%M:%S",
         )
 
+    def format(self, record: logging.LogRecord) -> str:
+        # A message with a lone surrogate must not make the stream's encoder fail.
+        return printable(super().format(record))
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, with the fields Lambda's JSON log format uses."""
@@ -43,14 +49,19 @@ class JsonFormatter(logging.Formatter):
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
-            "message": record.getMessage(),
+            "message": printable(record.getMessage()),
             "logger": record.name,
         }
         rid = getattr(record, "aws_request_id", "")
         if rid:
             doc["requestId"] = rid
-        if record.exc_info:
-            doc["stackTrace"] = self.formatException(record.exc_info).splitlines()
+        exc_type, exc, tb = record.exc_info or (None, None, None)
+        if exc_type is not None:
+            # awslambdaric's fields, so log queries written for it keep working.
+            doc["stackTrace"] = [printable(line) for line in traceback.format_tb(tb)]
+            doc["errorType"] = exc_type.__name__
+            doc["errorMessage"] = safe_str(exc)
+            doc["location"] = f"{record.pathname}:{record.funcName}:{record.lineno}"
         return msgspec.json.encode(doc).decode("utf-8")
 
 

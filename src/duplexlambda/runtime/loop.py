@@ -9,10 +9,15 @@ buffered ``/error``, after it the error trailers.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import decimal
+import importlib
 import logging
+import math
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -28,13 +33,31 @@ from duplexlambda.errors import (
     RemoteProtocolError,
 )
 from duplexlambda.handler import Lifecycle, Style, lifecycle, own_lifecycle, style_of
-from duplexlambda.protocol.runtime_api import InvocationHead, RuntimeApiAddress, error_payload
+from duplexlambda.protocol.runtime_api import (
+    InvocationHead,
+    RuntimeApiAddress,
+    error_payload,
+    xray_cause,
+)
 from duplexlambda.runtime.client import RuntimeApiClient, RuntimeApiFatalError, RuntimeApiRejected
 from duplexlambda.runtime.connection import ClientConnection
-from duplexlambda.runtime.invocation import Cancelled, ServedInvocation
+from duplexlambda.runtime.invocation import Cancelled, HandlerFault, ServedInvocation, call_sync
 from duplexlambda.runtime.request import Request, http_info
 
 log = logging.getLogger("duplexlambda")
+
+#: Where the runtime's own frames live: error stack traces start after them (as awslambdaric
+#: drops its bootstrap.py frames), so CloudWatch and X-Ray show the user's code first.
+INTERNAL_PATHS = (
+    *(
+        os.path.dirname(module.__file__ or "") + os.sep
+        for module in (importlib.import_module("duplexlambda"), asyncio, concurrent.futures)
+    ),
+    threading.__file__,
+)
+
+#: How much of an error message the runtime's own log line repeats (the report has more).
+LOGGED_MESSAGE = 4096
 
 #: Seconds past its deadline an invocation may still wait for the Runtime API's answer.
 STALL_GRACE = 2.0
@@ -229,24 +252,13 @@ class Runtime:
                 if str(why) == "deadline"
                 else None,
             )
-        except BrokenResourceError as exc:
-            # The response connection broke (the client went away, or the platform cut us
-            # off at the deadline) and the response drops it; else (e.g. the upload was cut
-            # short) the handler failed and the response reports it.
-            log.error("invocation %s failed: %s", head.request_id, exc)
-            await self._report(inv, exc)
         except RuntimeApiRejected as exc:
             log.error("invocation %s: %s", head.request_id, exc)  # e.g. 413: no /error (P6)
         except RuntimeApiFatalError:
             raise
         except Exception as exc:
-            log.error(
-                "invocation %s failed: %s: %s",
-                head.request_id,
-                type(exc).__name__,
-                exc,
-                exc_info=exc,
-            )
+            # Includes a broken response connection (the client went away, or the platform
+            # cut us off at the deadline), which the response drops instead of reporting.
             await self._report(inv, exc)
         finally:
             if inv.res is not None:
@@ -254,8 +266,21 @@ class Runtime:
 
     async def _report(self, inv: ServedInvocation, exc: BaseException | None) -> None:
         """Tell the Runtime API about a failed invocation; the response decides how."""
-        payload = None if exc is None else error_payload(exc, inv.head.request_id)
-        await inv.response().fail(payload)
+        if exc is None:  # the client went away: nobody to tell
+            await inv.response().fail(None)
+            return
+        if isinstance(exc, HandlerFault):
+            exc = exc.original
+        payload = error_payload(exc, inv.head.request_id, internal=INTERNAL_PATHS)
+        log.error(
+            "invocation %s failed: %s: %s",
+            inv.head.request_id,
+            payload.errorType,
+            payload.errorMessage[:LOGGED_MESSAGE],
+            exc_info=exc,
+        )
+        cause = xray_cause(exc, os.getcwd(), INTERNAL_PATHS)
+        await inv.response().fail(payload, cause)
 
     async def _dispatch(self, inv: ServedInvocation) -> None:
         if self.style is Style.DUPLEX:
@@ -279,17 +304,50 @@ class Runtime:
             coro: Coroutine[Any, Any, Any] = self.handler(inv.event, inv.context)
             return coro
         # A blocking handler must not stall other invocations or the deadline timer.
-        return asyncio.to_thread(self.handler, inv.event, inv.context)
+        return asyncio.to_thread(call_sync, self.handler, inv.event, inv.context)
+
+
+_JSON = msgspec.json.Encoder(decimal_format="number")
+_SCALARS = (str, int, bool, type(None))
 
 
 def _marshal(result: Any) -> tuple[bytes, str]:
-    """A buffered handler's return value as awslambdaric sends it."""
+    """A buffered handler's return value as awslambdaric sends it.
+
+    Its encoder writes ``Decimal`` as a number, ``NaN``/``Infinity`` as those literals, and
+    refuses sets; msgspec does otherwise for the last two, so results holding a float or a
+    set take a slower, checking path.
+    """
     if isinstance(result, bytes | bytearray | memoryview):
         return bytes(result), "application/unknown"
     try:
-        return msgspec.json.encode(result), "application/json"
-    except (TypeError, msgspec.EncodeError) as exc:
+        if not isinstance(result, _SCALARS):
+            result = _awslambdaric_values(result)
+        return _JSON.encode(result), "application/json"
+    except (TypeError, msgspec.EncodeError, RecursionError) as exc:
         raise MarshalError(f"Unable to marshal response: {exc}") from None
+
+
+def _awslambdaric_values(value: Any) -> Any:
+    """``value`` with non-finite numbers as raw JSON literals; TypeError for sets."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else msgspec.Raw(_NON_FINITE[repr(value)])
+    if isinstance(value, decimal.Decimal):
+        if value.is_finite():
+            return value
+        return msgspec.Raw(b"NaN" if value.is_nan() else str(value).encode("ascii"))
+    if isinstance(value, dict):
+        return {k: _awslambdaric_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_awslambdaric_values(v) for v in value]
+    if isinstance(value, set | frozenset):
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    if isinstance(value, _SCALARS):
+        return value
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_NON_FINITE = {"nan": b"NaN", "inf": b"Infinity", "-inf": b"-Infinity"}
 
 
 def install_signal_handlers(runtime: Runtime) -> None:
@@ -303,7 +361,7 @@ def install_signal_handlers(runtime: Runtime) -> None:
 async def report_init_error(client: RuntimeApiClient, exc: BaseException) -> None:
     """``POST /runtime/init/error``; the process exits after it (awslambdaric exits 1)."""
     try:
-        await client.post_error(None, error_payload(exc))
+        await client.post_error(None, error_payload(exc, internal=INTERNAL_PATHS))
     except (DuplexLambdaError, OSError) as failed:
         log.error("could not report the init error: %s", failed)
 

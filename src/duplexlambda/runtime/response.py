@@ -330,14 +330,15 @@ class Response:
         conn.write(self._encoder.end())
         await self._client.finish_stream(conn)
 
-    async def fail(self, payload: ErrorPayload | None) -> None:
+    async def fail(self, payload: ErrorPayload | None, xray_cause: bytes | None = None) -> None:
         """Report that the invocation failed, the one way its state still allows.
 
         Nothing sent yet: the stream is dropped and the error goes to ``/error`` (the caller
         sees a clean function error). Streaming began: the body ends with the error trailers
         (docs/runtime-api.md §3.3.3), so what was sent stays delivered. Already ended, or the
         connection broke, or ``payload`` is None (the client went away): the stream is
-        dropped, there is nobody left to tell. Refusals and broken connections are logged,
+        dropped, there is nobody left to tell. ``xray_cause`` goes with a ``/error`` only
+        (trailers have no room for it). Refusals and broken connections are logged,
         never raised.
         """
         if payload is None or self.broken or self.closed:
@@ -352,7 +353,7 @@ class Response:
                 await self._client.finish_stream(self._conn)
             else:
                 self.abort()
-                await self._client.post_error(self._request_id, payload)
+                await self._client.post_error(self._request_id, payload, xray_cause)
         except RuntimeApiRejected as rejected:
             log.error("error report for %s refused: %s", self._request_id, rejected)
         except (BrokenResourceError, RemoteProtocolError, OSError) as broken:
