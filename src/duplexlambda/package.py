@@ -24,6 +24,7 @@ argument).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -46,11 +47,13 @@ __all__ = [
     "build_zip",
     "codec_problem",
     "source_files",
+    "write_zip",
 ]
 
 #: The target platforms Lambda runs (x86_64 and arm64 functions).
 PLATFORMS = ("manylinux2014_x86_64", "manylinux2014_aarch64")
-#: Lambda's limits on a zip package (deployment package quotas).
+#: Lambda's limits on a zip package (deployment package quotas): 50 MB zipped for a direct
+#: upload, and "250 MB unzipped, including layers" (262,144,000 bytes) whatever the upload.
 ZIP_LIMIT = 50 * 1024 * 1024
 UNZIPPED_LIMIT = 250 * 1024 * 1024
 
@@ -299,7 +302,6 @@ def source_files(
             entry that cannot be read.
     """
     import errno
-    import os
     import stat
     from pathlib import Path
 
@@ -479,8 +481,18 @@ def _executable(path: Path) -> bool:
     return bool(path.stat().st_mode & stat.S_IXUSR)
 
 
-def _write_zip(staging: Path, output: Path) -> tuple[int, int]:
-    """Zip ``staging`` into ``output``; returns (files, unzipped bytes)."""
+def _staged_bytes(staging: Path) -> int:
+    return sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+
+
+def write_zip(staging: Path, output: Path) -> tuple[int, int]:
+    """Zip ``staging`` into ``output``; returns (files, unzipped bytes).
+
+    Each file is streamed into its entry in 1 MiB pieces, so memory stays flat whatever
+    the size of a file. Entries get a fixed date and 0644 or 0755, so the same inputs make
+    the same zip; the zip is written to ``output.partial`` and renamed when complete.
+    """
+    import shutil
     import stat
     import zipfile
 
@@ -493,12 +505,22 @@ def _write_zip(staging: Path, output: Path) -> tuple[int, int]:
             mode = 0o755 if _executable(path) else 0o644
             info.external_attr = (stat.S_IFREG | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            data = path.read_bytes()
-            archive.writestr(info, data, compresslevel=9)
+            info._compresslevel = 9  # type: ignore[attr-defined]  # compress_level in 3.13
+            with path.open("rb") as source:
+                info.file_size = os.fstat(source.fileno()).st_size  # picks zip64 if it must
+                with archive.open(info, "w") as entry:
+                    shutil.copyfileobj(source, entry, 1024 * 1024)
             files += 1
-            unzipped += len(data)
+            unzipped += info.file_size
     partial.replace(output)
     return files, unzipped
+
+
+def _oversize(what: str, size: int) -> str:
+    return (
+        f"{what} {size:,} bytes ({_mib(size)}), over Lambda's 250 MB unzipped limit "
+        f"({UNZIPPED_LIMIT:,} bytes, layers included)"
+    )
 
 
 def build_zip(
@@ -510,6 +532,7 @@ def build_zip(
     requirements: Path | None = None,
     say: Callable[[str], None] | None = None,
     allow_external_links: bool = False,
+    allow_oversize: bool = False,
 ) -> PackageResult:
     """Build the deployment zip (see the module docstring).
 
@@ -523,14 +546,16 @@ def build_zip(
         say: where progress and warnings are printed.
         allow_external_links: follow symbolic links that leave ``src`` (with a warning for
             each) instead of refusing them.
+        allow_oversize: build a zip past Lambda's 250 MB unzipped limit (with a warning)
+            instead of stopping.
 
     Returns:
         What was built, with its sizes.
 
     Raises:
         PackageError: a bad argument, something in ``src`` that cannot be zipped (see
-            ``source_files``), or pip failed (``network`` tells when it could not reach its
-            index).
+            ``source_files``), more than Lambda's 250 MB unzipped, or pip failed
+            (``network`` tells when it could not reach its index).
     """
     import shutil
     import tempfile
@@ -554,6 +579,10 @@ def build_zip(
     sources, warnings = source_files(
         src, {output, partial}, allow_external_links=allow_external_links
     )
+    src_bytes = sum(file.size for file in sources)
+    fix = "make it smaller, or pass --allow-oversize to build the zip anyway"
+    if src_bytes > UNZIPPED_LIMIT and not allow_oversize:  # before pip spends a minute
+        raise PackageError(f"{_oversize('SRC_DIR alone is', src_bytes)}: {fix}", exit_code=2)
     with tempfile.TemporaryDirectory(prefix="duplexlambda-package-") as tmp:
         work = Path(tmp)
         staging = work / "zip"
@@ -589,12 +618,19 @@ def build_zip(
         bootstrap = staging / "bootstrap"
         bootstrap.write_text(bootstrap_script(version))
         bootstrap.chmod(0o755)
-        files, unzipped = _write_zip(staging, output)
+        total = _staged_bytes(staging)
+        if total > UNZIPPED_LIMIT:
+            told = _oversize("the zip would hold", total) + f" ({src_bytes:,} from SRC_DIR)"
+            if not allow_oversize:
+                raise PackageError(f"{told}: {fix}", exit_code=2)
+            warnings.append(f"{told}: Lambda will refuse it (built because of --allow-oversize)")
+        files, unzipped = write_zip(staging, output)
     size = output.stat().st_size
     if size > ZIP_LIMIT:
-        warnings.append(f"the zip is {_mib(size)}, over Lambda's 50 MiB upload limit")
-    if unzipped > UNZIPPED_LIMIT:
-        warnings.append(f"unzipped it is {_mib(unzipped)}, over Lambda's 250 MiB limit")
+        warnings.append(
+            f"the zip is {_mib(size)}, over Lambda's 50 MB direct upload limit: upload it"
+            " to S3 and point the function at it"
+        )
     return PackageResult(output, size, unzipped, files, version, target, codec, warnings)
 
 
@@ -651,6 +687,12 @@ def add_package_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="follow symbolic links that leave SRC_DIR (each is named in a WARNING);"
         " without it they are refused",
     )
+    parser.add_argument(
+        "--allow-oversize",
+        action="store_true",
+        help=f"build the zip even past Lambda's 250 MB unzipped limit ({UNZIPPED_LIMIT:,}"
+        " bytes, layers included); without it the build stops there",
+    )
     parser.set_defaults(func=_cmd_package)
     return parser
 
@@ -666,6 +708,7 @@ def _cmd_package(args: argparse.Namespace) -> int:
             platform=args.platform,
             requirements=Path(args.requirement) if args.requirement else None,
             allow_external_links=args.allow_external_links,
+            allow_oversize=args.allow_oversize,
         )
     except PackageError as exc:
         print(f"duplexlambda package: {exc}", file=sys.stderr)
