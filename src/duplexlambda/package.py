@@ -24,6 +24,7 @@ argument).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the rest is imported when a zip is built: `duplexlambda run` builds
     # this command's parser too, and a runtime's cold start must not pay for zipfile & co.
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
     from pathlib import Path
 
 __all__ = [
@@ -40,15 +41,19 @@ __all__ = [
     "PLATFORMS",
     "PackageError",
     "PackageResult",
+    "SourceFile",
     "add_package_parser",
     "bootstrap_script",
     "build_zip",
     "codec_problem",
+    "source_files",
+    "write_zip",
 ]
 
 #: The target platforms Lambda runs (x86_64 and arm64 functions).
 PLATFORMS = ("manylinux2014_x86_64", "manylinux2014_aarch64")
-#: Lambda's limits on a zip package (deployment package quotas).
+#: Lambda's limits on a zip package (deployment package quotas): 50 MB zipped for a direct
+#: upload, and "250 MB unzipped, including layers" (262,144,000 bytes) whatever the upload.
 ZIP_LIMIT = 50 * 1024 * 1024
 UNZIPPED_LIMIT = 250 * 1024 * 1024
 
@@ -76,11 +81,16 @@ NETWORK_ERRORS = re.compile(
 
 
 class PackageError(Exception):
-    """The zip could not be built; ``network`` is True when pip could not reach its index."""
+    """The zip could not be built; ``network`` is True when pip could not reach its index.
 
-    def __init__(self, message: str, *, network: bool = False) -> None:
+    ``exit_code`` is what the command exits with: 2 for what is wrong in ``SRC_DIR`` (a link,
+    a special file, its size), 1 otherwise.
+    """
+
+    def __init__(self, message: str, *, network: bool = False, exit_code: int = 1) -> None:
         super().__init__(message)
         self.network = network
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -252,18 +262,132 @@ def _run_pip(args: list[str], what: str) -> None:
         )
 
 
-def _copy_tree(src: Path, dest: Path, skip: set[Path]) -> None:
+def _shown(path: Path | str) -> str:
+    """A path for a one-line message (quoted if it holds a newline or other control)."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+_SPECIAL = {
+    "S_ISFIFO": "a FIFO (named pipe)",
+    "S_ISSOCK": "a socket",
+    "S_ISCHR": "a character device",
+    "S_ISBLK": "a block device",
+}
+
+
+@dataclass
+class SourceFile:
+    """One file of ``SRC_DIR`` to zip: where it is read from, its name in the zip, its size."""
+
+    path: Path
+    name: str
+    size: int
+
+
+def source_files(
+    src: Path, skip: Collection[Path] = (), *, allow_external_links: bool = False
+) -> tuple[list[SourceFile], list[str]]:
+    """The files of ``src`` that go into the zip, and warnings.
+
+    A zip holds no symbolic links, so links are followed: a link to a file gives the
+    file's bytes under the link's name, a link to a directory its files. A link that
+    resolves outside ``src`` is refused unless ``allow_external_links`` (then it is
+    followed and a warning names it). ``__pycache__``, VCS folders, virtualenvs and
+    ``.pyc`` files are skipped, as is anything in ``skip`` (the zip being written).
+
+    Raises:
+        PackageError: (exit code 2) a link leaving ``src``, a dangling link, a link loop, a
+            link to a directory that contains it (a cycle), a FIFO, socket or device, or an
+            entry that cannot be read.
+    """
+    import errno
+    import stat
+    from pathlib import Path
+
+    root = src.resolve()
+    skipped = {p.resolve() for p in skip}
+    files: list[SourceFile] = []
+    warnings: list[str] = []
+
+    def refuse(message: str) -> PackageError:
+        return PackageError(message, exit_code=2)
+
+    def status(path: Path) -> os.stat_result:
+        try:
+            return os.stat(path)  # follows links
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise refuse(f"{_shown(path)} is a symbolic link loop") from None
+            if exc.errno == errno.ENOENT and path.is_symlink():
+                target = _shown(os.readlink(path))
+                raise refuse(f"{_shown(path)} is a dangling symbolic link (to {target})") from None
+            raise refuse(f"cannot read {_shown(path)}: {exc.strerror}") from None
+
+    def visit(directory: Path, prefix: str, ancestors: frozenset[tuple[int, int]]) -> None:
+        try:
+            with os.scandir(directory) as entries:
+                names = sorted(entry.name for entry in entries)
+        except OSError as exc:
+            raise refuse(f"cannot read {_shown(directory)}: {exc.strerror}") from None
+        for name in names:
+            if name in _SKIP_DIRS or name.endswith(_SKIP_SUFFIXES):
+                continue
+            path = directory / name
+            info = status(path)
+            is_dir = stat.S_ISDIR(info.st_mode)
+            if path.is_symlink():
+                real = Path(os.path.realpath(path))
+                if not real.is_relative_to(root):
+                    what = "directory" if is_dir else "file"
+                    told = f"{_shown(path)} is a symbolic link to {_shown(real)}, outside SRC_DIR"
+                    if not allow_external_links:
+                        raise refuse(
+                            f"{told}: the zip would carry that {what}'s contents; copy what "
+                            "the function needs into SRC_DIR, or pass --allow-external-links"
+                            " to include it"
+                        )
+                    warnings.append(
+                        f"{told}: that {what}'s contents are in the zip (--allow-external-links)"
+                    )
+            if is_dir:
+                key = (info.st_dev, info.st_ino)
+                if key in ancestors:
+                    raise refuse(
+                        f"{_shown(path)} is a symbolic link to a directory that contains it"
+                        " (a cycle): remove it"
+                    )
+                visit(path, f"{prefix}{name}/", ancestors | {key})
+            elif stat.S_ISREG(info.st_mode):
+                if path.resolve() not in skipped:
+                    files.append(SourceFile(path, f"{prefix}{name}", info.st_size))
+            else:
+                kind = next(
+                    (kind for test, kind in _SPECIAL.items() if getattr(stat, test)(info.st_mode)),
+                    "not a regular file",
+                )
+                raise refuse(
+                    f"{_shown(path)} is {kind}: only files and directories go in a zip;"
+                    " move it out of SRC_DIR"
+                )
+
+    top = status(src)
+    visit(src, "", frozenset({(top.st_dev, top.st_ino)}))
+    return files, warnings
+
+
+def _copy_files(files: list[SourceFile], dest: Path) -> None:
     import shutil
 
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src)
-        if any(part in _SKIP_DIRS for part in rel.parts) or path.resolve() in skip:
-            continue
-        if path.is_dir() or path.name.endswith(_SKIP_SUFFIXES):
-            continue
-        target = dest / rel
+    for file in files:
+        target = dest / file.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+        try:
+            shutil.copy2(file.path, target)  # streamed (sendfile on Linux): memory stays flat
+        except OSError as exc:
+            raise PackageError(
+                f"cannot read {_shown(file.path)}: {exc.strerror or exc}", exit_code=2
+            ) from None
 
 
 def _build_own_wheel(work: Path) -> Path:
@@ -357,8 +481,18 @@ def _executable(path: Path) -> bool:
     return bool(path.stat().st_mode & stat.S_IXUSR)
 
 
-def _write_zip(staging: Path, output: Path) -> tuple[int, int]:
-    """Zip ``staging`` into ``output``; returns (files, unzipped bytes)."""
+def _staged_bytes(staging: Path) -> int:
+    return sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+
+
+def write_zip(staging: Path, output: Path) -> tuple[int, int]:
+    """Zip ``staging`` into ``output``; returns (files, unzipped bytes).
+
+    Each file is streamed into its entry in 1 MiB pieces, so memory stays flat whatever
+    the size of a file. Entries get a fixed date and 0644 or 0755, so the same inputs make
+    the same zip; the zip is written to ``output.partial`` and renamed when complete.
+    """
+    import shutil
     import stat
     import zipfile
 
@@ -371,12 +505,22 @@ def _write_zip(staging: Path, output: Path) -> tuple[int, int]:
             mode = 0o755 if _executable(path) else 0o644
             info.external_attr = (stat.S_IFREG | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            data = path.read_bytes()
-            archive.writestr(info, data, compresslevel=9)
+            info._compresslevel = 9  # type: ignore[attr-defined]  # compress_level in 3.13
+            with path.open("rb") as source:
+                info.file_size = os.fstat(source.fileno()).st_size  # picks zip64 if it must
+                with archive.open(info, "w") as entry:
+                    shutil.copyfileobj(source, entry, 1024 * 1024)
             files += 1
-            unzipped += len(data)
+            unzipped += info.file_size
     partial.replace(output)
     return files, unzipped
+
+
+def _oversize(what: str, size: int) -> str:
+    return (
+        f"{what} {size:,} bytes ({_mib(size)}), over Lambda's 250 MB unzipped limit "
+        f"({UNZIPPED_LIMIT:,} bytes, layers included)"
+    )
 
 
 def build_zip(
@@ -387,6 +531,8 @@ def build_zip(
     platform: str | None = None,
     requirements: Path | None = None,
     say: Callable[[str], None] | None = None,
+    allow_external_links: bool = False,
+    allow_oversize: bool = False,
 ) -> PackageResult:
     """Build the deployment zip (see the module docstring).
 
@@ -398,13 +544,18 @@ def build_zip(
         requirements: extra requirements to install (default: ``src/requirements.txt`` if
             there is one).
         say: where progress and warnings are printed.
+        allow_external_links: follow symbolic links that leave ``src`` (with a warning for
+            each) instead of refusing them.
+        allow_oversize: build a zip past Lambda's 250 MB unzipped limit (with a warning)
+            instead of stopping.
 
     Returns:
         What was built, with its sizes.
 
     Raises:
-        PackageError: a bad argument, or pip failed (``network`` tells when it could not
-            reach its index).
+        PackageError: a bad argument, something in ``src`` that cannot be zipped (see
+            ``source_files``), more than Lambda's 250 MB unzipped, or pip failed
+            (``network`` tells when it could not reach its index).
     """
     import shutil
     import tempfile
@@ -424,13 +575,20 @@ def build_zip(
     if requirements is None and (src / "requirements.txt").is_file():
         requirements = src / "requirements.txt"
     same_python = version == f"{sys.version_info[0]}.{sys.version_info[1]}"
-    warnings: list[str] = []
+    partial = output.with_name(output.name + ".partial")
+    sources, warnings = source_files(
+        src, {output, partial}, allow_external_links=allow_external_links
+    )
+    src_bytes = sum(file.size for file in sources)
+    fix = "make it smaller, or pass --allow-oversize to build the zip anyway"
+    if src_bytes > UNZIPPED_LIMIT and not allow_oversize:  # before pip spends a minute
+        raise PackageError(f"{_oversize('SRC_DIR alone is', src_bytes)}: {fix}", exit_code=2)
     with tempfile.TemporaryDirectory(prefix="duplexlambda-package-") as tmp:
         work = Path(tmp)
         staging = work / "zip"
         staging.mkdir()
         say(f"copying {src}")
-        _copy_tree(src, staging, {output.resolve()})
+        _copy_files(sources, staging)
         say(f"installing dependencies for CPython {version} on {target} (binary wheels only)")
         _run_pip(
             [
@@ -460,12 +618,19 @@ def build_zip(
         bootstrap = staging / "bootstrap"
         bootstrap.write_text(bootstrap_script(version))
         bootstrap.chmod(0o755)
-        files, unzipped = _write_zip(staging, output)
+        total = _staged_bytes(staging)
+        if total > UNZIPPED_LIMIT:
+            told = _oversize("the zip would hold", total) + f" ({src_bytes:,} from SRC_DIR)"
+            if not allow_oversize:
+                raise PackageError(f"{told}: {fix}", exit_code=2)
+            warnings.append(f"{told}: Lambda will refuse it (built because of --allow-oversize)")
+        files, unzipped = write_zip(staging, output)
     size = output.stat().st_size
     if size > ZIP_LIMIT:
-        warnings.append(f"the zip is {_mib(size)}, over Lambda's 50 MiB upload limit")
-    if unzipped > UNZIPPED_LIMIT:
-        warnings.append(f"unzipped it is {_mib(unzipped)}, over Lambda's 250 MiB limit")
+        warnings.append(
+            f"the zip is {_mib(size)}, over Lambda's 50 MB direct upload limit: upload it"
+            " to S3 and point the function at it"
+        )
     return PackageResult(output, size, unzipped, files, version, target, codec, warnings)
 
 
@@ -516,6 +681,18 @@ def add_package_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="extra requirements (default: SRC_DIR/requirements.txt when present)",
     )
+    parser.add_argument(
+        "--allow-external-links",
+        action="store_true",
+        help="follow symbolic links that leave SRC_DIR (each is named in a WARNING);"
+        " without it they are refused",
+    )
+    parser.add_argument(
+        "--allow-oversize",
+        action="store_true",
+        help=f"build the zip even past Lambda's 250 MB unzipped limit ({UNZIPPED_LIMIT:,}"
+        " bytes, layers included); without it the build stops there",
+    )
     parser.set_defaults(func=_cmd_package)
     return parser
 
@@ -530,10 +707,12 @@ def _cmd_package(args: argparse.Namespace) -> int:
             python_version=args.python_version,
             platform=args.platform,
             requirements=Path(args.requirement) if args.requirement else None,
+            allow_external_links=args.allow_external_links,
+            allow_oversize=args.allow_oversize,
         )
     except PackageError as exc:
         print(f"duplexlambda package: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     for warning in result.warnings:
         _say(f"\nWARNING: {warning}\n")
     print(

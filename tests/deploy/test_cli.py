@@ -3,6 +3,7 @@ traceback) for a wrong handler string, a missing module and a port in use."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -96,3 +97,30 @@ def test_building_the_parser_stays_lean() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
     )
     assert result.stdout.strip() == "[]", result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("http://127.0.0.1:9/a b", "has a space or a control character"),
+        ("127.0.0.1", "has no port"),
+        ("garbage", "has no port"),
+        ("!!!", "bad host"),
+        ("https://127.0.0.1:9001", "scheme 'https' is not supported"),
+        ("", "AWS_LAMBDA_RUNTIME_API is empty"),
+        (None, "AWS_LAMBDA_RUNTIME_API is not set"),
+    ],
+)
+def test_run_refuses_a_bad_runtime_api_address(value: str | None, why: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_RUNTIME_API"}
+    if value is not None:
+        env["AWS_LAMBDA_RUNTIME_API"] = value
+    result = subprocess.run(
+        [sys.executable, "-m", "duplexlambda", "run", "examples.echo.handler"],
+        capture_output=True, text=True, timeout=30, cwd=ROOT, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    line = one_line_error(result)
+    assert line.startswith("duplexlambda run: AWS_LAMBDA_RUNTIME_API ")
+    assert why in line
+    assert result.stdout == ""

@@ -21,6 +21,12 @@ from duplexlambda.protocol.runtime_api import RuntimeApiAddress
         ("http://127.0.0.1:9000/.rt/fn", "127.0.0.1", 9000, "/.rt/fn", "127.0.0.1:9000"),
         ("http://h:1/", "h", 1, "", "h:1"),
         ("[::1]:9001", "::1", 9001, "", "[::1]:9001"),
+        # cargo-lambda's form (runtime-api.md 1): a scheme and a /.rt/<function> prefix.
+        ("http://[::1]:9000/.rt/my-fn_2", "::1", 9000, "/.rt/my-fn_2", "[::1]:9000"),
+        ("http://127.0.0.1:9000/.rt/a%20b", "127.0.0.1", 9000, "/.rt/a%20b", "127.0.0.1:9000"),
+        ("HTTP://Runtime.Local:9001", "runtime.local", 9001, "", "runtime.local:9001"),
+        ("lambda_api:9001", "lambda_api", 9001, "", "lambda_api:9001"),  # a compose service
+        ("  127.0.0.1:9001\n", "127.0.0.1", 9001, "", "127.0.0.1:9001"),  # $(cat file)
     ],
 )
 def test_address(value: str, host: str, port: int, prefix: str, header: str) -> None:
@@ -29,10 +35,44 @@ def test_address(value: str, host: str, port: int, prefix: str, header: str) -> 
     assert addr.path("/runtime/invocation/next") == f"{prefix}/2018-06-01/runtime/invocation/next"
 
 
-@pytest.mark.parametrize("value", ["", "https://h:1", "h:notaport", "ftp://x"])
-def test_bad_address(value: str) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 - the message is what users read
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("", "is empty"),
+        ("https://h:1", "scheme 'https' is not supported"),
+        ("ftp://x", "scheme 'ftp' is not supported"),
+        ("h:notaport", "bad port"),
+        ("h:0", "bad port"),
+        ("h:65536", "bad port"),
+        ("h:1:2", "bad port"),
+        ("127.0.0.1", "has no port"),
+        ("garbage", "has no port"),
+        ("h:", "has no port"),
+        ("[::1]", "has no port"),
+        ("http://h", "has no port"),
+        ("!!!:9001", "bad host"),
+        ("[::zz]:9001", "bad host"),
+        ("[::1:9001", "bad host"),
+        (":9001", "bad host"),
+        ("http://127.0.0.1:9/a b", "has a space or a control character"),
+        ("h:1\t2", "has a space or a control character"),
+        ("http://h:1/a\rb", "has a space or a control character"),
+        ("http://h:1/p?x=1", "has a query or a fragment"),
+        ("http://h:1/p#f", "has a query or a fragment"),
+        ("http://user@h:1", "has a user name"),
+        ("http://h:1/caf\u00e9", "path prefix '/caf\u00e9' is not a plain URL path"),
+        ("http://h:1/a<b", "path prefix '/a<b' is not a plain URL path"),
+        ("http://h:1/%zz", "path prefix '/%zz' is not a plain URL path"),
+    ],
+)
+def test_bad_address(value: str, why: str) -> None:
+    with pytest.raises(ValueError, match=r"^AWS_LAMBDA_RUNTIME_API ") as info:
         RuntimeApiAddress.parse(value)
+    message = str(info.value)
+    assert why in message
+    assert "\n" not in message  # one line, whatever the value held
+    if value.strip():
+        assert repr(value) in message
 
 
 ADDR = RuntimeApiAddress.parse("127.0.0.1:9001")

@@ -7,7 +7,9 @@ request the runtime sends is unit-tested byte for byte without a network.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
+import re
 import traceback
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -39,6 +41,22 @@ H_XRAY_CAUSE = "Lambda-Runtime-Function-XRay-Error-Cause"
 ACCEPT_NEXT = "application/vnd.duplexlambda.http-request-stream, */*"
 
 
+#: A host name (underscores allowed: container names) or an IPv4 address.
+_HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+#: A URL path of RFC 3986 segments: unreserved, sub-delims, ":", "@" and %XX escapes.
+_PATH = re.compile(r"(?:/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*)*")
+
+
+def _valid_host(host: str) -> bool:
+    if ":" not in host:
+        return bool(_HOST_NAME.fullmatch(host))
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class RuntimeApiAddress:
     """Where the Runtime API listens: ``AWS_LAMBDA_RUNTIME_API``.
@@ -55,20 +73,50 @@ class RuntimeApiAddress:
     def parse(cls, value: str) -> RuntimeApiAddress:
         """Parse ``host:port``, ``[v6]:port`` or ``http://host:port[/prefix]``.
 
+        What awslambdaric (``host:port``, which Lambda sets) and the Rust runtime (which
+        also takes cargo-lambda's ``http://host:port/prefix``) accept; the port is required
+        (Lambda always sets one), and the prefix must be a plain URL path, since it goes
+        into every request line.
+
         Raises:
-            ValueError: not an address of that form.
+            ValueError: not an address of that form; the message is one line that names
+                the variable, quotes the value and says what is wrong.
         """
         text = value.strip()
         if not text:
-            raise ValueError("AWS_LAMBDA_RUNTIME_API is empty")
-        parts = urlsplit(text if "://" in text else f"http://{text}")
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"unsupported AWS_LAMBDA_RUNTIME_API {value!r} (want host:port)")
+            raise ValueError("AWS_LAMBDA_RUNTIME_API is empty (want host:port)")
+
+        def bad(why: str) -> ValueError:
+            return ValueError(f"AWS_LAMBDA_RUNTIME_API {value!r}{why}")
+
+        if any(c.isspace() or not c.isprintable() for c in text):
+            # urlsplit would drop tabs and newlines silently; a space breaks the request line
+            raise bad(" has a space or a control character")
+        if "?" in text or "#" in text:
+            raise bad(" has a query or a fragment (want http://host:port/prefix)")
         try:
-            port = parts.port or 80
+            parts = urlsplit(text if "://" in text else f"http://{text}")
+            host = parts.hostname or ""
+        except ValueError:  # an unclosed [
+            raise bad(" has a bad host (want host:port)") from None
+        if parts.scheme != "http":
+            raise bad(f": scheme {parts.scheme!r} is not supported (want host:port)")
+        if parts.username is not None:
+            raise bad(" has a user name (want host:port)")
+        if not _valid_host(host):
+            raise bad(f" has a bad host {host!r} (want host:port)")
+        try:
+            port = parts.port
         except ValueError:
-            raise ValueError(f"bad port in AWS_LAMBDA_RUNTIME_API {value!r}") from None
-        return cls(parts.hostname, port, parts.path.rstrip("/"))
+            port = 0
+        if port is None:
+            raise bad(" has no port (want host:port)")
+        if not 0 < port < 65536:
+            raise bad(" has a bad port (want host:port, a port from 1 to 65535)")
+        prefix = parts.path.rstrip("/")
+        if not _PATH.fullmatch(prefix):
+            raise bad(f": path prefix {prefix!r} is not a plain URL path (want /a/b)")
+        return cls(host, port, prefix)
 
     @property
     def host_header(self) -> str:

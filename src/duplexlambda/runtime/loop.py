@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -414,8 +415,8 @@ def run(spec: str, *, use_uvloop: bool = True, wrap: Callable[[Any], Any] | None
     setup_logging()
     try:
         config = RuntimeConfig.from_env()
-    except ValueError as exc:
-        log.error("%s", exc)
+    except ValueError as exc:  # one line on stderr, no traceback: nothing can be served
+        print(f"duplexlambda run: {exc}", file=sys.stderr, flush=True)
         return 2
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if use_uvloop:
