@@ -203,12 +203,14 @@ def http_head(meta: Mapping[str, Any]) -> tuple[int, HeaderList]:
     ``headers``, and each of ``cookies`` as a ``Set-Cookie`` field.
 
     Raises:
-        PreludeError: a status outside 100-599, or headers that could not be sent safely.
+        PreludeError: a status outside 200-599, or headers that could not be sent safely.
     """
     status = meta.get("statusCode", 200)
     if isinstance(status, str) and status.isdigit():
         status = int(status)
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+    # A 1xx is interim: the client would take the answer to its next request as the final
+    # one. A function cannot send one (Runtime.InvalidResponse, like any unmappable answer).
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
         raise PreludeError(f"invalid statusCode {status!r}")
     fields: HeaderList = []
     headers = meta.get("headers") or {}

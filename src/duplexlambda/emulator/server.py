@@ -223,6 +223,7 @@ class Response:
         self._chunked = False
         self._encoder: PyChunkEncoder | None = None
         self._head_only = request.method == "HEAD"
+        self._no_body = False  # a status that carries none (set by start)
         # HTTP/1.0 has no chunked coding: such a body ends with the connection.
         self._close_delimited = request.http_version == "1.0"
         self.keep_alive = request.keep_alive and not self._close_delimited
@@ -243,7 +244,11 @@ class Response:
         if self.started:
             raise RuntimeError("response already started")
         fields: list[tuple[bytes | str, bytes | str]] = list(headers)
-        if length is not None:
+        if _bodiless(status):
+            # 1xx, 204, 304: no body and no framing header (RFC 9112 6.3): a chunked 204
+            # would end with a last-chunk that the client reads as its next response.
+            self._no_body = True
+        elif length is not None:
             fields.append(("Content-Length", str(length)))
         elif self._close_delimited:
             self.keep_alive = False
@@ -264,7 +269,7 @@ class Response:
         if not data:
             return
         self.bytes_sent += len(data)
-        if not self._head_only:
+        if not (self._head_only or self._no_body):
             self._conn.write(self._encoder.data(data) if self._encoder else data)
         await self._conn.drain()
 
@@ -285,6 +290,11 @@ class Response:
         """Close the connection now (what was written is still flushed first)."""
         self.aborted = True
         self._conn.close()
+
+
+def _bodiless(status: int) -> bool:
+    """Statuses that never carry a body (RFC 9110 15.2, 15.3.5, 15.4.5)."""
+    return status < 200 or status in (204, 304)
 
 
 def _reason(status: int) -> bytes:

@@ -1,0 +1,97 @@
+"""HTTP/1.1 framing of the emulator's main port, from raw sockets (issue #13 items 5-11).
+
+Each test names the fault: what a client sends (or a function answers) that once broke a
+keep-alive connection, leaked into the function, or went unanswered, and what the client
+must see instead. Our runtime serves the function unless a test plays the runtime by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from duplexlambda.protocol.http1 import HeadReader, ResponseHead
+from duplexlambda.streams import Request, Response
+
+from ..emulator.wire import Conn, request_bytes
+from .harness import stack
+
+pytestmark = pytest.mark.asyncio
+
+CLOSE = ("Connection", "close")
+
+
+@contextlib.asynccontextmanager
+async def connected(address: str) -> AsyncIterator[Conn]:
+    """A raw client connection, closed on the way out whatever happened."""
+    conn = await Conn.open(address)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def read_to_close(conn: Conn, within: float = 10.0) -> bytes:
+    """Every byte the server sends until it closes the connection."""
+    return await asyncio.wait_for(conn.reader.read(), within)
+
+
+# --- item 5: statuses without a body ----------------------------------------------------------
+
+
+async def _status_handler(req: Request, res: Response) -> None:
+    status = int(req.path.strip("/") or 200)
+    res.status = status
+    res.headers["etag"] = '"v1"'
+    await res.end(b"a body the status cannot carry")
+
+
+def _buffered_status_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    status = int(event["rawPath"].strip("/") or 200)
+    return {"statusCode": status, "headers": {"etag": '"v1"'}, "body": "a body, dropped"}
+
+
+@pytest.mark.parametrize("status", [204, 304])
+@pytest.mark.parametrize("style", ["streamed", "buffered"])
+async def test_bodiless_status_keeps_the_connection_in_step(status: int, style: str) -> None:
+    """A 204 or 304 carries no body and no framing header (RFC 9110 15.3.5/15.4.5, RFC 9112
+    6.3): a chunked 204 ends with ``0\\r\\n\\r\\n`` that the client reads as the start of
+    its next response, so the second request on the connection must parse."""
+    handler = _status_handler if style == "streamed" else _buffered_status_handler
+    async with stack(handler) as s, connected(s.url) as conn:
+        # Pipelined, the second asking to close: all bytes up to the close are both answers.
+        await conn.send(request_bytes("GET", f"/{status}") + request_bytes("GET", "/200", [CLOSE]))
+        raw = await read_to_close(conn)
+    heads = HeadReader("response")
+    first = heads.feed(raw)
+    assert isinstance(first, ResponseHead)
+    assert first.status == status
+    assert first.headers.get("etag") == b'"v1"'
+    assert first.headers.get("transfer-encoding") is None
+    assert first.headers.get("content-length") is None
+    # Nothing between the two answers: no last-chunk, no body.
+    assert heads.rest.startswith(b"HTTP/1.1 200 OK\r\n"), heads.rest[:40]
+    assert b"a body" in heads.rest  # the second answer is whole
+
+
+@pytest.mark.parametrize("status", [100, 101, 103, 199])
+@pytest.mark.parametrize("style", ["streamed", "buffered"])
+async def test_informational_status_from_the_function_is_a_502(status: int, style: str) -> None:
+    """A 1xx is interim: a client reads on for the final answer, which would be the answer
+    to its next request. The function cannot send one, so the caller gets 502
+    ``Runtime.InvalidResponse``, as for any answer the URL cannot map, and the connection
+    stays in step."""
+    handler = _status_handler if style == "streamed" else _buffered_status_handler
+    async with stack(handler) as s, connected(s.url) as conn:
+        await conn.send(request_bytes("GET", f"/{status}"))
+        first = await conn.read_reply()
+        await conn.send(request_bytes("GET", "/200"))
+        second = await conn.read_reply(5)
+    assert first.status == 502
+    assert first.json() == {"errorMessage": f"invalid statusCode {status}",
+                            "errorType": "Runtime.InvalidResponse"}  # fmt: skip
+    assert second.status == 200
