@@ -95,3 +95,50 @@ async def test_informational_status_from_the_function_is_a_502(status: int, styl
     assert first.json() == {"errorMessage": f"invalid statusCode {status}",
                             "errorType": "Runtime.InvalidResponse"}  # fmt: skip
     assert second.status == 200
+
+
+# --- item 6: header values HTTP cannot carry --------------------------------------------------
+
+UNSENDABLE: dict[str, dict[str, Any]] = {
+    "value": {"headers": {"x-snow": "snow \u2603"}},
+    "array-value": {"headers": {"x-snow": ["fine", "snow \u2603"]}},
+    "name": {"headers": {"x-sn\u00f6w": "v"}},
+    "cookie": {"cookies": ["snow=\u2603"]},
+}
+
+
+def _unsendable_handler(kind: str) -> Any:
+    async def streamed(req: Request, res: Response) -> None:
+        meta = UNSENDABLE.get(req.path.strip("/"), {})
+        for name, value in meta.get("headers", {}).items():
+            res.headers[name] = value if isinstance(value, str) else value[-1]
+        for cookie in meta.get("cookies", []):
+            res.add_set_cookie(cookie)
+        await res.end(b"body")
+
+    def buffered(event: dict[str, Any], context: object) -> dict[str, Any]:
+        if event["rawPath"] == "/ok":
+            return {"statusCode": 200, "body": "ok"}
+        return {"statusCode": 200, "body": "body", **UNSENDABLE[event["rawPath"].strip("/")]}
+
+    return streamed if kind == "streamed" else buffered
+
+
+@pytest.mark.parametrize("how", list(UNSENDABLE))
+@pytest.mark.parametrize("style", ["streamed", "buffered"])
+async def test_header_outside_latin1_from_the_function_is_a_clean_502(how: str, style: str) -> None:
+    """A JSON prelude or result can hold any character; an HTTP field only Latin-1 (RFC 9110
+    5.5). The caller gets 502 ``Runtime.InvalidResponse`` whose Content-Length is its body's
+    (it was a 500 from an exception, with a length that disagreed), and the connection goes on."""
+    async with stack(_unsendable_handler(style)) as s, connected(s.url) as conn:
+        await conn.send(request_bytes("GET", f"/{how}"))
+        first = await conn.read_reply()
+        await conn.send(request_bytes("GET", "/ok"))
+        second = await conn.read_reply(5)
+    assert first.status == 502, first
+    assert first.header("content-length") == str(len(first.body))
+    error = first.json()
+    assert isinstance(error, dict)
+    assert error["errorType"] == "Runtime.InvalidResponse"
+    assert "snow" not in (first.header("x-snow") or "")
+    assert second.status == 200

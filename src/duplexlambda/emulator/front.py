@@ -208,10 +208,10 @@ class UrlRelay:
                 return
             assert decoder.prelude is not None
             status, headers = http_head(decoder.prelude)
+            self._start(status, headers)
         except PreludeError as exc:
             await self._invalid(exc)
             return
-        self._start(status, headers)
         for piece in pieces:
             await self._write(piece)
 

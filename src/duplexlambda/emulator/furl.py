@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ _TEXT_SUFFIXES = ("+json", "+xml")
 #: Response header fields that would break our own framing of the client response; AWS
 #: moves ``content-length`` aside the same way (runtime-api.md 5.3), we do it for all three.
 _REMAPPED = frozenset({"content-length", "transfer-encoding", "connection"})
+#: A field name is a token (RFC 9110 5.1, 5.6.2); a value is made of octets, i.e. Latin-1.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_LATIN1 = re.compile(r"[\x00-\xff]*")
 
 
 def _clf_time(epoch_ms: int) -> str:
@@ -176,12 +180,15 @@ def _field_value(name: str, value: object) -> str:
         text = str(value)
         if any(c in text for c in "\r\n\x00"):
             raise PreludeError(f"header {name!r} has CR, LF or NUL in its value")
+        if not _LATIN1.fullmatch(text):
+            # JSON holds any character, an HTTP field value only octets (RFC 9110 5.5).
+            raise PreludeError(f"header {name!r} has a character outside Latin-1 in its value")
         return text
     raise PreludeError(f"header {name!r} has a value of type {type(value).__name__}")
 
 
 def _field_name(name: object) -> str:
-    if not isinstance(name, str) or not name or any(c in name for c in " \t:\r\n\x00"):
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
         raise PreludeError(f"invalid header name {name!r}")
     if name.lower() in _REMAPPED:
         return "x-amzn-remapped-" + name.lower()
