@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from duplexlambda.errors import BrokenResourceError
 from duplexlambda.protocol.http1 import HeadReader, ResponseHead
 from duplexlambda.streams import Request, Response
 
 from ..emulator.wire import Conn, request_bytes
+from ..integration.http_client import request
 from .harness import stack
 
 pytestmark = pytest.mark.asyncio
@@ -142,3 +144,81 @@ async def test_header_outside_latin1_from_the_function_is_a_clean_502(how: str, 
     assert error["errorType"] == "Runtime.InvalidResponse"
     assert "snow" not in (first.header("x-snow") or "")
     assert second.status == 200
+
+
+# --- item 7: a malformed chunked upload is the client's error -------------------------------
+
+BAD_FRAMING = {
+    "plus-sign": b"+3\r\nabc\r\n0\r\n\r\n",
+    "leading-space": b" 3\r\nabc\r\n0\r\n\r\n",
+    "0x-prefix": b"0x3\r\nabc\r\n0\r\n\r\n",
+    "100KB-extension": b"3;" + b"e" * 100_000 + b"\r\nabc\r\n0\r\n\r\n",
+}
+CHUNKED_UPLOAD = [("Transfer-Encoding", "chunked"), ("Content-Type", "text/plain")]
+
+
+@pytest.mark.parametrize("framing", list(BAD_FRAMING))
+@pytest.mark.parametrize("mode", ["duplex", "lambda"])
+async def test_malformed_chunked_upload_is_a_400_and_never_reaches_the_function(
+    framing: str, mode: str
+) -> None:
+    """It was relayed to the function as a cut stream, and came back as a 502 with the
+    runtime's stack trace. The framing is the client's error: 400, the function never runs,
+    and the connection (whose framing is lost) is closed."""
+    calls: list[str] = []
+
+    async def handler(req: Request, res: Response) -> None:
+        calls.append(req.path)
+        await res.end(await req.read())
+
+    async with stack(handler, mode=mode) as s:
+        async with connected(s.url) as conn:
+            await conn.send(request_bytes("POST", "/up", CHUNKED_UPLOAD) + BAD_FRAMING[framing])
+            reply = await conn.read_reply()
+            assert await conn.at_eof(5)
+        after = await request(s.url, "POST", "/after", body=b"fine")
+    assert reply.status == 400, reply
+    error = reply.json()
+    assert isinstance(error, dict)
+    assert error["errorType"] == "InvalidRequestContentException"
+    assert "stackTrace" not in error
+    assert calls == ["/after"]
+    assert after.body == b"fine"
+
+
+@pytest.mark.parametrize("answer", ["raises", "answers-anyway"])
+async def test_malformed_chunk_after_streaming_began_cuts_the_function_and_is_a_400(
+    answer: str,
+) -> None:
+    """Duplex: the function already reads the upload when a bad chunk comes. Its request
+    stream is cut (``BrokenResourceError``), and the client, which had no response yet, gets
+    400 whatever the function then does."""
+    first = asyncio.Event()
+    seen: list[object] = []
+
+    async def handler(req: Request, res: Response) -> None:
+        if req.path == "/after":
+            await res.end(b"fine")
+            return
+        seen.append(await req.readexactly(5))
+        first.set()
+        try:
+            seen.append(await req.read())
+        except BrokenResourceError as exc:
+            seen.append(type(exc))
+            if answer == "raises":
+                raise
+        await res.end(b"an answer the client must not get")
+
+    async with stack(handler) as s:
+        async with connected(s.url) as conn:
+            await conn.send(request_bytes("POST", "/up", CHUNKED_UPLOAD) + b"5\r\nfirst\r\n")
+            await asyncio.wait_for(first.wait(), 5)
+            await conn.send(b"+3\r\nabc\r\n0\r\n\r\n")
+            reply = await conn.read_reply()
+            assert await conn.at_eof(5)
+        after = await request(s.url, "POST", "/after", body=b"x")
+    assert reply.status == 400, reply
+    assert reply.json()["errorType"] == "InvalidRequestContentException"  # type: ignore[index]
+    assert seen == [b"first", BrokenResourceError]
+    assert after.body == b"fine"

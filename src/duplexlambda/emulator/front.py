@@ -16,6 +16,7 @@ from duplexlambda.errors import (
     LocalProtocolError,
     PayloadTooLargeError,
     PreludeError,
+    RemoteProtocolError,
 )
 from duplexlambda.protocol.prelude import HTTP_INTEGRATION_RESPONSE, PreludeDecoder
 
@@ -39,15 +40,18 @@ from .invocations import (
     HttpStreamPayload,
     Invocation,
     Payload,
+    Rejected,
     ResultEvent,
     error_payload,
 )
-from .server import Request, Response
+from .server import Body, Request, Response
 
 log = logging.getLogger("duplexlambda.emulator")
 
 #: What a caller gets when the runtime's prelude or result object cannot be sent as HTTP.
 INVALID_RESPONSE = "Runtime.InvalidResponse"
+#: What a client gets for an upload whose chunked framing is malformed (400).
+BAD_UPLOAD = "InvalidRequestContentException"
 _JSON = "application/json"
 
 
@@ -69,7 +73,7 @@ class Front:
         invocation = await self._invocation(request, duplex)
         if not invocation.settled:
             self._hub.dispatcher.submit(invocation)
-        relay = UrlRelay(invocation, response, duplex)
+        relay = UrlRelay(invocation, response, duplex, request.body)
         async with cancel_on_disconnect(request, invocation, duplex):
             async for event in invocation.results:
                 await relay.handle(event)
@@ -111,6 +115,10 @@ class Front:
         )
         if not duplex:
             await self._buffer(invocation, request, event, content_type)
+        elif _malformed(request.body):
+            # The upload's framing broke before the function was offered the request: the
+            # client's error, and nothing reaches the function.
+            invocation.reject(400, BAD_UPLOAD, _bad_upload_message(request.body))
         return invocation
 
     async def _buffer(
@@ -147,10 +155,13 @@ class UrlRelay:
     the client's head went out ends the response without its last chunk (truncation).
     """
 
-    def __init__(self, invocation: Invocation, response: Response, duplex: bool) -> None:
+    def __init__(
+        self, invocation: Invocation, response: Response, duplex: bool, upload: Body | None = None
+    ) -> None:
         self._inv = invocation
         self._resp = response
         self._duplex = duplex
+        self._upload = upload
         self._collected: list[bytes] | None = None
         self._prelude: PreludeDecoder | None = None
         self._prelude_seen = 0
@@ -162,6 +173,14 @@ class UrlRelay:
     async def handle(self, event: ResultEvent) -> None:
         """Act on one result event."""
         if self._closed:
+            return
+        if (
+            self._upload is not None
+            and _malformed(self._upload)
+            and not self._resp.started
+            and not isinstance(event, Rejected)
+        ):
+            await self._bad_upload(self._upload)
             return
         if isinstance(event, Head):
             await self._on_head(event)
@@ -246,6 +265,14 @@ class UrlRelay:
         status = 504 if failure.error_type == "Sandbox.Timeout" else 502
         await self._send(status, failure.payload)
 
+    async def _bad_upload(self, upload: Body) -> None:
+        """The upload turned malformed while the function ran (its request stream was cut):
+        whatever it answers, the client, which has no response yet, gets 400."""
+        log.warning("invocation %s: malformed upload: %s", self._inv.request_id, upload.error)
+        self._inv.cancel()  # nobody can receive what the function would still send
+        await self._send(400, _error_json(BAD_UPLOAD, _bad_upload_message(upload)))
+        self._closed = True
+
     async def _invalid(self, exc: PreludeError) -> None:
         log.warning(
             "invocation %s: invalid response from the runtime: %s", self._inv.request_id, exc
@@ -301,6 +328,15 @@ class UrlRelay:
         self.client_gone = True
         if self._duplex:
             self._inv.cancel()
+
+
+def _malformed(upload: Body) -> bool:
+    """Whether the client broke the upload's framing (not merely hung up)."""
+    return isinstance(upload.error, RemoteProtocolError)
+
+
+def _bad_upload_message(upload: Body) -> str:
+    return f"malformed request body: {upload.error}"
 
 
 def _error_json(error_type: str, message: str) -> bytes:
