@@ -222,3 +222,29 @@ async def test_malformed_chunk_after_streaming_began_cuts_the_function_and_is_a_
     assert reply.json()["errorType"] == "InvalidRequestContentException"  # type: ignore[index]
     assert seen == [b"first", BrokenResourceError]
     assert after.body == b"fine"
+
+
+# --- item 8: a client that half-closes after its request ---------------------------------------
+
+
+@pytest.mark.parametrize("body", [None, b"uploaded"], ids=["no-body", "body"])
+@pytest.mark.parametrize("mode", ["duplex", "lambda"])
+async def test_request_then_half_close_is_answered_then_closed(
+    body: bytes | None, mode: str
+) -> None:
+    """``shutdown(SHUT_WR)`` after a whole request (``nc -N``, ``curl`` with some proxies)
+    says "nothing more to send", not "gone": the answer still comes, marked
+    ``Connection: close``, then the server closes. It got no answer at all, in either mode."""
+
+    async def handler(req: Request, res: Response) -> None:
+        data = await req.read()
+        await asyncio.sleep(0.05)  # answer after the EOF has surely arrived
+        await res.end(b"answer to " + data)
+
+    async with stack(handler, mode=mode) as s, connected(s.url) as conn:
+        await conn.send(request_bytes("POST", "/", body=body or b""))
+        conn.writer.write_eof()
+        reply = await conn.read_reply(5)
+        assert await conn.at_eof(5)
+    assert (reply.status, reply.body) == (200, b"answer to " + (body or b""))
+    assert reply.header("connection") == "close"

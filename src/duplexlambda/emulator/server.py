@@ -256,6 +256,8 @@ class Response:
             self._chunked = True
             self._encoder = ChunkEncoder()
             fields.append(("Transfer-Encoding", "chunked"))
+        if self._conn.half_closed:
+            self.keep_alive = False  # the last answer on this connection
         if not self.keep_alive:
             fields.append(("Connection", "close"))
         head = encode_response_head(status, fields, _reason(status))
@@ -321,6 +323,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._lost = False
         self.peer: tuple[str, int] = ("", 0)
         self._head_timer: asyncio.TimerHandle | None = None
+        self.half_closed = False  #: the client sent EOF after a whole request
 
     # --- asyncio callbacks ----------------------------------------------------------------
 
@@ -350,7 +353,21 @@ class HttpServerProtocol(asyncio.Protocol):
                 self.pause_reading_for("pipelined")
 
     def eof_received(self) -> bool:
-        # A client that half-closes is treated as gone: close, and connection_lost follows.
+        # A client may half-close once its request is whole (RFC 9112 9.6: "nothing more to
+        # send"): where the server allows it, that request is still answered, with
+        # "Connection: close", then the connection closes. A full close looks the same here,
+        # so once the answer has started an EOF means the client is gone (close now, and
+        # connection_lost follows), as does an EOF inside a head or a body.
+        request, response = self._request, self._response
+        if (
+            self._server.half_close
+            and request is not None
+            and response is not None
+            and request.body.done
+            and not response.started
+        ):
+            self.half_closed = True
+            return True
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -557,11 +574,17 @@ class HttpServerProtocol(asyncio.Protocol):
 
 
 class HttpServer:
-    """A listening socket whose connections all run ``app``; ``close()`` stops it cleanly."""
+    """A listening socket whose connections all run ``app``; ``close()`` stops it cleanly.
 
-    def __init__(self, app: App, name: str) -> None:
+    With ``half_close``, a client that half-closes after a whole request is answered before
+    the connection closes; without it (the Runtime API, where an EOF on a ``/next`` poll
+    must free the invocation at once) any EOF means the client is gone.
+    """
+
+    def __init__(self, app: App, name: str, *, half_close: bool = False) -> None:
         self.app = app
         self.name = name
+        self.half_close = half_close
         self.connections: set[HttpServerProtocol] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
