@@ -143,11 +143,6 @@ async def test_garbage_never_takes_the_server_down() -> None:
             await conn.close()
         await asyncio.sleep(0.05)
         caller = asyncio.ensure_future(call(emu.url, "GET", "/still-fine"))
-        # Noise that completed a request before the client closed was queued too (an EOF
-        # after a whole request is answered, #13 item 8): serve those first.
-        for _ in range(24):
-            nxt = await next_invocation(emu.runtime_api)
-            await post_response(emu.runtime_api, nxt.request_id, b'"yes"')
-            if b'"rawPath":"/still-fine"' in nxt.body:
-                break
+        nxt = await next_invocation(emu.runtime_api)
+        await post_response(emu.runtime_api, nxt.request_id, b'"yes"')
         assert (await caller).body == b'"yes"'

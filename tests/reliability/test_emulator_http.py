@@ -248,3 +248,100 @@ async def test_request_then_half_close_is_answered_then_closed(
         assert await conn.at_eof(5)
     assert (reply.status, reply.body) == (200, b"answer to " + (body or b""))
     assert reply.header("connection") == "close"
+
+
+# --- item 9: request targets and Host, as RFC 9112 3.2 wants them -----------------------------
+
+REFUSED_HEADS = {
+    # A function URL is an origin, not a proxy: another authority is never forwarded.
+    "absolute-form": (b"GET http://other/admin HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "absolute-form-same-host": (b"GET http://x/admin HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "options-asterisk": (b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    # (the Runtime API has no such path: 404)
+    "connect": (b"CONNECT other:443 HTTP/1.1\r\nHost: other:443\r\n\r\n", 405),
+    "no-host": (b"GET / HTTP/1.1\r\nX: y\r\n\r\n", 400),
+    "two-hosts": (b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400),
+    "host-with-space": (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    "host-with-slash": (b"GET / HTTP/1.1\r\nHost: x/admin\r\n\r\n", 400),
+    "host-with-userinfo": (b"GET / HTTP/1.1\r\nHost: u@x\r\n\r\n", 400),
+    "host-bad-port": (b"GET / HTTP/1.1\r\nHost: x:80a\r\n\r\n", 400),
+    "bare-lf": (b"GET / HTTP/1.1\nHost: x\n\n", 400),
+    "bare-lf-mixed": (b"GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n", 400),
+}
+
+
+@pytest.mark.parametrize("how", list(REFUSED_HEADS))
+async def test_bad_target_or_host_is_refused_promptly_and_never_reaches_the_function(
+    how: str,
+) -> None:
+    """Absolute-form targets reached the function as its path, ``OPTIONS *`` and ``CONNECT``
+    were forwarded, a missing, repeated or invalid ``Host`` was accepted, and a bare-LF head
+    waited 10 s for the 408. Each is refused at once, on both listeners (the function never
+    runs); the connection closes, and the next request is served."""
+    raw, status = REFUSED_HEADS[how]
+    calls: list[str] = []
+
+    async def handler(req: Request, res: Response) -> None:
+        calls.append(req.path)
+        await res.end(b"served")
+
+    async with stack(handler) as s:
+        for address in (s.emulator.url, s.emulator.runtime_api):
+            if how == "connect" and address == s.emulator.runtime_api:
+                status = 404
+            async with connected(address) as conn:
+                await conn.send(raw)
+                reply = await conn.read_reply(1.5)  # well before the 10 s head timeout
+                assert reply.status == status, (address, reply)
+                if status == 405:
+                    assert reply.header("allow")
+                if status != 404:
+                    assert await conn.at_eof(2)
+        after = await request(s.url, path="/after")
+    assert calls == ["/after"]
+    assert after.body == b"served"
+
+
+@pytest.mark.parametrize(
+    ("host", "served"),
+    [(b"x", True), (b"", True), (b"127.0.0.1:9000", True), (b"[::1]:9000", True),
+     (b"a-b.example.com:", True), (b"%41.example", True)],
+)  # fmt: skip
+async def test_valid_host_values_are_served(host: bytes, served: bool) -> None:
+    async def handler(event: dict[str, Any], context: object) -> str:
+        return str(event["headers"].get("host"))
+
+    async with stack(handler) as s, connected(s.url) as conn:
+        await conn.send(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+        reply = await conn.read_reply()
+    assert reply.status == 200
+    assert reply.json() == host.decode()
+
+
+@pytest.mark.parametrize("mode", ["duplex", "lambda"])
+async def test_utf8_header_values_reach_the_function_as_sent(mode: str) -> None:
+    """``café`` sent as UTF-8 reached the function as ``cafÃ©`` (the bytes read as Latin-1).
+    Valid UTF-8 is decoded as UTF-8; other bytes stay Latin-1 (``caf\\xe9`` is ``café`` too)."""
+
+    async def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+        headers = event["headers"]
+        return {
+            "utf8": headers["x-utf8"],
+            "latin1": headers["x-latin1"],
+            "cookies": event.get("cookies"),
+            "userAgent": event["requestContext"]["http"]["userAgent"],
+        }
+
+    async with stack(handler, mode=mode) as s, connected(s.url) as conn:
+        await conn.send(
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Utf8: caf\xc3\xa9 \xe2\x98\x83\r\n"
+            b"X-Latin1: caf\xe9\r\nCookie: name=\xc3\xa9t\xc3\xa9\r\n"
+            b"User-Agent: na\xc3\xafve/1.0\r\n\r\n"
+        )
+        reply = await conn.read_reply()
+    assert reply.json() == {
+        "utf8": "caf\u00e9 \u2603",
+        "latin1": "caf\u00e9",
+        "cookies": ["name=\u00e9t\u00e9"],
+        "userAgent": "na\u00efve/1.0",
+    }

@@ -53,6 +53,8 @@ INVALID_RESPONSE = "Runtime.InvalidResponse"
 #: What a client gets for an upload whose chunked framing is malformed (400).
 BAD_UPLOAD = "InvalidRequestContentException"
 _JSON = "application/json"
+#: The methods a function URL forwards (the ``Allow`` of a 405 to CONNECT).
+ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
 class Front:
@@ -62,6 +64,12 @@ class Front:
         self._hub = hub
 
     async def __call__(self, request: Request, response: Response) -> None:
+        if request.method == "CONNECT":
+            # A function URL is an origin, never a tunnel; what follows a CONNECT would be
+            # tunnel bytes, so the connection closes after the answer.
+            response.keep_alive = False
+            await response.send(405, [("Allow", ALLOWED_METHODS)])
+            return
         route = invoke_api.match(request.path)
         if route is not None:
             await invoke_api.handle(self._hub, route, request, response)

@@ -53,11 +53,20 @@ def _clf_time(epoch_ms: int) -> str:
     )
 
 
+def _field_text(value: bytes) -> str:
+    """A request field value as sent: UTF-8 when it is valid UTF-8 (what clients send for
+    non-ASCII text), else its octets as Latin-1 (RFC 9110 5.5 obs-text)."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 def _event_headers(headers: Headers) -> tuple[dict[str, str], list[str]]:
     """Lower-case names, repeated fields comma-joined, cookies split out."""
     joined: dict[str, list[str]] = {}
     for name, value in headers:
-        joined.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        joined.setdefault(name.decode("latin-1").lower(), []).append(_field_text(value))
     cookies = [c.strip() for v in joined.pop("cookie", []) for c in v.split(";") if c.strip()]
     return {name: ",".join(values) for name, values in joined.items()}, cookies
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import time
 from collections import deque
@@ -294,6 +295,31 @@ class Response:
         self._conn.close()
 
 
+#: ``Host: uri-host [":" port]`` (RFC 9110 7.2, RFC 3986 3.2.2): an IP literal, or a reg-name
+#: (which may be empty); no userinfo, path or whitespace.
+_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(:[0-9]*)?")
+
+
+def _target_or_host_error(head: RequestHead) -> str | None:
+    """Why a request's target or ``Host`` is refused (400), or None.
+
+    Only origin-form targets are served (and CONNECT's authority-form, which the app
+    refuses with 405): the servers are origins, never proxies, so an absolute-form target
+    (whose authority RFC 9112 3.2.2 says would replace Host) and ``OPTIONS *`` are refused.
+    An HTTP/1.1 request needs exactly one valid ``Host`` (RFC 9112 3.2: 400 otherwise).
+    """
+    if head.method != b"CONNECT" and not head.target.startswith(b"/"):
+        return f"request target {head.target[:100]!r} is not a path (origin-form)"
+    hosts = head.headers.get_all(b"host")
+    if len(hosts) > 1:
+        return "more than one Host field"
+    if not hosts and head.http_version != "1.0":
+        return "no Host field"
+    if hosts and not _HOST.fullmatch(hosts[0]):
+        return f"invalid Host {hosts[0][:100]!r}"
+    return None
+
+
 def _bodiless(status: int) -> bool:
     """Statuses that never carry a body (RFC 9110 15.2, 15.3.5, 15.4.5)."""
     return status < 200 or status in (204, 304)
@@ -449,6 +475,9 @@ class HttpServerProtocol(asyncio.Protocol):
         rest = self._heads.rest
         if len(head.target) > MAX_URL:
             self._reject(414, "URI Too Long", f"request target of {len(head.target)} bytes")
+            return
+        if (refusal := _target_or_host_error(head)) is not None:
+            self._reject(400, "Bad Request", refusal)
             return
         try:
             reader = body_reader(head)
