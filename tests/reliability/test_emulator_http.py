@@ -345,3 +345,44 @@ async def test_utf8_header_values_reach_the_function_as_sent(mode: str) -> None:
         "cookies": ["name=\u00e9t\u00e9"],
         "userAgent": "na\u00efve/1.0",
     }
+
+
+# --- item 10: an event lambda mode serves, duplex mode serves too -----------------------------
+
+BIG_HEADS = {
+    # The User-Agent appears twice in the event: 80 KB of JSON from a 40 KB head.
+    "40KB-user-agent": [("User-Agent", "u" * 40_000)],
+    # Near the 64 KiB head cap, made to grow in JSON: the Host four times (headers, domainName,
+    # apiId, domainPrefix), quotes escaped to two bytes, the User-Agent twice.
+    "largest-head": [("Host", "h" * 20_000), ("User-Agent", '"' * 20_000), ("X-Q", '"' * 15_000)],
+}
+
+
+@pytest.mark.parametrize("style", ["duplex", "buffered"])
+@pytest.mark.parametrize("mode", ["duplex", "lambda"])
+@pytest.mark.parametrize("how", list(BIG_HEADS))
+async def test_event_over_64KiB_is_served_the_same_in_both_modes(
+    how: str, mode: str, style: str
+) -> None:
+    """The request-stream wire capped its event JSON at the response prelude's 64 KiB: a
+    40 KB User-Agent was a 502 in duplex mode that lambda mode served. Its cap is now the
+    event cap of lambda mode (6 MiB + 100 B), which any head the emulator accepts fits in."""
+
+    async def duplex(req: Request, res: Response) -> None:
+        assert isinstance(req.event, dict)
+        await res.end(b"%d %s" % (len(req.event["headers"]["user-agent"]), await req.read()))
+
+    def buffered(event: dict[str, Any], context: object) -> str:
+        return f"{len(event['headers']['user-agent'])} {event.get('body')}"
+
+    headers = BIG_HEADS[how]
+    host = [] if any(name == "Host" for name, _ in headers) else [("Host", "x")]
+    lines = [b"POST /" + b"p" * 10_000 + b" HTTP/1.1", b"Content-Length: 4"]
+    lines += [f"{name}: {value}".encode() for name, value in host + headers]
+    handler = duplex if style == "duplex" else buffered
+    async with stack(handler, mode=mode) as s, connected(s.url) as conn:
+        await conn.send(b"\r\n".join(lines) + b"\r\n\r\nbody")
+        reply = await conn.read_reply()
+    size = len(dict(headers)["User-Agent"])
+    assert reply.status == 200, reply.body[:300]
+    assert reply.body in (b"%d body" % size, b'"%d body"' % size)
