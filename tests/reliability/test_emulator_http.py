@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
+from duplexlambda.emulator import server as http_server
 from duplexlambda.errors import BrokenResourceError
 from duplexlambda.protocol.http1 import HeadReader, ResponseHead
 from duplexlambda.streams import Request, Response
 
-from ..emulator.wire import Conn, request_bytes
+from ..emulator.wire import INVOKE, Conn, request_bytes
 from ..integration.http_client import request
 from .harness import stack
 
@@ -386,3 +387,73 @@ async def test_event_over_64KiB_is_served_the_same_in_both_modes(
     size = len(dict(headers)["User-Agent"])
     assert reply.status == 200, reply.body[:300]
     assert reply.body in (b"%d body" % size, b'"%d body"' % size)
+
+
+# --- item 11: the upload phase is bounded; a closing error says so ----------------------------
+
+CAP = 6 * 1024 * 1024 + 100
+
+
+async def _trickle(conn: Conn, count: int, every: float) -> None:
+    """Send ``count`` body bytes one at a time (stops quietly once the server has closed)."""
+    with contextlib.suppress(ConnectionError):
+        for _ in range(count):
+            await conn.send(b"x")
+            await asyncio.sleep(every)
+
+
+@pytest.mark.parametrize(
+    ("mode", "path"),
+    [("lambda", "/upload"), ("lambda", INVOKE), ("duplex", INVOKE)],
+    ids=["url-lambda", "invoke-lambda", "invoke-duplex"],
+)
+async def test_trickled_upload_is_cut_with_a_408_at_the_timeout(
+    mode: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body read whole before the function runs (lambda-mode URL, Invoke API) arrived at
+    1 byte/s without end: the upload phase is bounded by the function's timeout, then 408,
+    ``Connection: close``, and the connection closes (after a bounded linger)."""
+    monkeypatch.setattr(http_server, "LINGER_SECONDS", 0.3)
+    calls: list[str] = []
+
+    async def handler(req: Request, res: Response) -> None:
+        calls.append(req.path)
+        await res.end(b"served")
+
+    async with stack(handler, mode=mode, timeout=0.5) as s, connected(s.url) as conn:
+        await conn.send(request_bytes("POST", path, [("Content-Length", "1000")]))
+        trickling = asyncio.ensure_future(_trickle(conn, 100, 0.05))
+        began = asyncio.get_running_loop().time()
+        try:
+            reply = await conn.read_reply(3)
+            took = asyncio.get_running_loop().time() - began
+            assert await conn.at_eof(3)
+        finally:
+            await trickling
+    assert reply.status == 408, reply
+    assert reply.header("connection") == "close"
+    assert 0.4 < took < 2.0
+    assert calls == []
+
+
+@pytest.mark.parametrize(("mode", "path"), [("lambda", "/upload"), ("duplex", INVOKE)])
+async def test_413_says_connection_close_before_it_closes(mode: str, path: str) -> None:
+    """A 413 was sent as if the connection stayed open, then the server closed it after
+    draining the body, dropping a pipelined request the client thought was queued."""
+    async with stack(lambda event, context: "ok", mode=mode) as s, connected(s.url) as conn:
+        body = b"x" * (CAP + 1)
+        await conn.send(request_bytes("POST", path, body=body) + request_bytes("GET", "/next"))
+        reply = await conn.read_reply()
+        assert await conn.at_eof(5)
+    assert reply.status == 413
+    assert reply.header("connection") == "close"
+
+
+@pytest.mark.parametrize("mode", ["duplex", "lambda"])
+async def test_malformed_upload_400_says_connection_close(mode: str) -> None:
+    async with stack(lambda event, context: "ok", mode=mode) as s, connected(s.url) as conn:
+        await conn.send(request_bytes("POST", "/up", CHUNKED_UPLOAD) + b"+3\r\nabc\r\n")
+        reply = await conn.read_reply()
+        assert await conn.at_eof(5)
+    assert reply.status == 400
+    assert reply.header("connection") == "close"

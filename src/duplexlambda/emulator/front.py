@@ -7,6 +7,7 @@ cap. The runtime's answer is relayed as it arrives: each runtime chunk is one cl
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -29,7 +30,13 @@ from .furl import (
     map_buffered_response,
     with_body,
 )
-from .hub import Hub, cancel_on_disconnect, new_trace_id
+from .hub import (
+    UPLOAD_TIMEOUT,
+    Hub,
+    cancel_on_disconnect,
+    new_trace_id,
+    upload_timeout_message,
+)
 from .invocations import (
     MAX_PAYLOAD,
     BufferedPayload,
@@ -122,7 +129,12 @@ class Front:
             response_limit=self._hub.config.stream_limit,
         )
         if not duplex:
-            await self._buffer(invocation, request, event, content_type)
+            seconds = self._hub.config.timeout
+            try:
+                async with asyncio.timeout(seconds):
+                    await self._buffer(invocation, request, event, content_type)
+            except TimeoutError:
+                invocation.reject(408, UPLOAD_TIMEOUT, upload_timeout_message(seconds))
         elif _malformed(request.body):
             # The upload's framing broke before the function was offered the request: the
             # client's error, and nothing reaches the function.

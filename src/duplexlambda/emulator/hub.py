@@ -40,6 +40,15 @@ class LogTail:
         return base64.b64encode(bytes(self._buf)).decode("ascii")
 
 
+#: The 408 of a body that was not received whole within the function's timeout: a body read
+#: before the function runs (lambda-mode function URL, Invoke API) is bounded by it too.
+UPLOAD_TIMEOUT = "RequestTimeoutException"
+
+
+def upload_timeout_message(seconds: float) -> str:
+    return f"request body not received within {seconds:g} seconds"
+
+
 def new_trace_id() -> str:
     """An X-Ray trace header, as Lambda passes in ``Lambda-Runtime-Trace-Id``."""
     return (

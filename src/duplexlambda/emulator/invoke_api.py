@@ -11,6 +11,7 @@ Every function name is this emulator's one function.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -25,7 +26,7 @@ import msgspec
 from duplexlambda.errors import BrokenResourceError, PayloadTooLargeError
 
 from . import eventstream
-from .hub import Hub, cancel_on_disconnect
+from .hub import UPLOAD_TIMEOUT, Hub, cancel_on_disconnect, upload_timeout_message
 from .invocations import (
     MAX_PAYLOAD,
     BufferedPayload,
@@ -135,7 +136,12 @@ async def handle(hub: Hub, route: Route, request: Request, response: Response) -
         return
     invocation_type = request.header("x-amz-invocation-type") or "RequestResponse"
     try:
-        invocation = await _invocation(hub, route, request)
+        async with asyncio.timeout(hub.config.timeout):
+            invocation = await _invocation(hub, route, request)
+    except TimeoutError:
+        message = upload_timeout_message(hub.config.timeout)
+        await _aws_error(response, 408, UPLOAD_TIMEOUT, message)
+        return
     except _BadRequest as exc:
         log.warning("invoke api: %d %s", exc.status, exc.message)
         await _aws_error(response, exc.status, exc.error_type, exc.message)

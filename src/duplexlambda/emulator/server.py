@@ -225,6 +225,7 @@ class Response:
         self._encoder: PyChunkEncoder | None = None
         self._head_only = request.method == "HEAD"
         self._no_body = False  # a status that carries none (set by start)
+        self._request_body = request.body
         # HTTP/1.0 has no chunked coding: such a body ends with the connection.
         self._close_delimited = request.http_version == "1.0"
         self.keep_alive = request.keep_alive and not self._close_delimited
@@ -259,6 +260,11 @@ class Response:
             fields.append(("Transfer-Encoding", "chunked"))
         if self._conn.half_closed:
             self.keep_alive = False  # the last answer on this connection
+        if status >= 400 and not self._request_body.done:
+            # An error before the body was read whole (413, 408, a malformed body...): the
+            # connection closes after it (see _finish_exchange), so say so, and a client's
+            # pipelined request is known to be unanswered rather than silently dropped.
+            self.keep_alive = False
         if not self.keep_alive:
             fields.append(("Connection", "close"))
         head = encode_response_head(status, fields, _reason(status))
