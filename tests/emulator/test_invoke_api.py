@@ -129,6 +129,52 @@ async def test_invocation_types_and_bad_requests() -> None:
         assert (await call(emu.url, "GET", INVOKE)).status == 405
 
 
+BAD_INVOKES = {
+    "not-json": (INVOKE, [], b"not json", "InvalidRequestContentException"),
+    "truncated-json": (INVOKE_STREAM, [], b'{"a": ', "InvalidRequestContentException"),
+    "nested-too-deep": (INVOKE, [], b"[" * 100_000, "InvalidRequestContentException"),
+    "unknown-type": (INVOKE, [("X-Amz-Invocation-Type", "Sometimes")], b"{}",
+                     "InvalidParameterValueException"),
+    "lower-case-type": (INVOKE, [("X-Amz-Invocation-Type", "event")], b"{}",
+                        "InvalidParameterValueException"),
+    "event-on-stream": (INVOKE_STREAM, [("X-Amz-Invocation-Type", "Event")], b"{}",
+                        "InvalidParameterValueException"),
+    "qualifier-slash": (INVOKE + "?Qualifier=a%2Fb", [], b"{}", "ValidationException"),
+    "qualifier-dot": (INVOKE_STREAM + "?Qualifier=v1.2", [], b"{}", "ValidationException"),
+    "qualifier-129": (INVOKE + "?Qualifier=" + "q" * 129, [], b"{}", "ValidationException"),
+}  # fmt: skip
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("how", list(BAD_INVOKES))
+async def test_invalid_invoke_requests_are_400s_with_aws_error_types(how: str) -> None:
+    """A non-JSON payload ran the function (which crashed unmarshalling it), an unknown
+    invocation type was served as RequestResponse, ``Event`` was accepted on the streaming
+    endpoint, and any qualifier reached the ARN: each is AWS's 400, and no invocation."""
+    target, headers, body, error_type = BAD_INVOKES[how]
+    async with running() as emu:
+        reply = await call(emu.url, "POST", target, headers, body)
+        assert emu.dispatcher.in_flight() == []
+        waiting = asyncio.ensure_future(next_invocation(emu.runtime_api))
+        await asyncio.sleep(0.05)
+        assert not waiting.done(), "the bad request was queued for the runtime"
+        good = asyncio.ensure_future(call(emu.url, "POST", INVOKE + "?Qualifier=$LATEST", [], b"1"))
+        nxt = await waiting
+        assert nxt.body == b"1"
+        await post_response(emu.runtime_api, nxt.request_id, b"2")
+        assert (await good).body == b"2"
+    assert reply.status == 400
+    assert reply.header("x-amzn-ErrorType") == error_type
+    message = msgspec.json.decode(reply.body)["message"]
+    if error_type == "InvalidRequestContentException":
+        assert message.startswith("Could not parse request body into json: ")
+    elif error_type == "ValidationException":
+        assert message.startswith("1 validation error detected: Value '")
+        assert "at 'qualifier' failed to satisfy constraint" in message
+    else:
+        assert "at 'invocationType' failed to satisfy constraint" in message
+
+
 def _client(emu: Emulator) -> Any:
     import boto3  # type: ignore[import-untyped]
     from botocore.config import Config  # type: ignore[import-untyped]
@@ -171,6 +217,37 @@ async def test_boto3_invoke() -> None:
         assert (result["StatusCode"], result["FunctionError"]) == (200, "Unhandled")
         assert result["Payload"].read() == error
         await asyncio.to_thread(client.close)
+
+
+@pytest.mark.asyncio
+async def test_boto3_sees_aws_errors_for_invalid_invokes() -> None:
+    from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+    async with running() as emu:
+        client = await asyncio.to_thread(_client, emu)
+        calls: list[tuple[Any, dict[str, Any]]] = [
+            (client.invoke, {"Payload": b"not json"}),
+            (client.invoke, {"Payload": b"{}", "InvocationType": "Sometimes"}),
+            (client.invoke, {"Payload": b"{}", "Qualifier": "bad/qualifier"}),
+            (client.invoke_with_response_stream, {"Payload": b"{}", "InvocationType": "Event"}),
+            (client.invoke_with_response_stream, {"Payload": b"{oops"}),
+        ]
+        codes = []
+        for method, kwargs in calls:
+            with pytest.raises(ClientError) as caught:
+                await asyncio.to_thread(method, FunctionName="my-fn", **kwargs)
+            error = caught.value.response["Error"]
+            codes.append(error["Code"])
+            assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        await asyncio.to_thread(client.close)
+        assert emu.dispatcher.in_flight() == []
+    assert codes == [
+        "InvalidRequestContentException",
+        "InvalidParameterValueException",
+        "ValidationException",
+        "InvalidParameterValueException",
+        "InvalidRequestContentException",
+    ]
 
 
 def _collect_stream(client: Any, **kwargs: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -112,9 +112,62 @@ async def _read_payload(request: Request) -> bytes:
         ) from None
 
 
+#: The Invoke API's own checks (botocore's model for Lambda; its enum and pattern checks
+#: run on the service side, so an SDK sends any value): invocation types per endpoint, and
+#: the ``Qualifier`` pattern and length.
+_INVOCATION_TYPES = {
+    "invoke": ("Event", "RequestResponse", "DryRun"),
+    "invoke-stream": ("RequestResponse", "DryRun"),
+}
+_QUALIFIER = re.compile(r"(|[a-zA-Z0-9$_-]+)")
+_QUALIFIER_MAX = 128
+
+
+def _check_parameters(route: Route, request: Request, payload: bytes) -> None:
+    """Refuse what Lambda refuses before invoking: each a 400 with its error type.
+
+    Raises:
+        _BadRequest: a payload that is not JSON, an invocation type the endpoint does not
+            have (``Event`` on the streaming one), a qualifier outside the pattern.
+    """
+    invocation_type = request.header("x-amz-invocation-type")
+    allowed = _INVOCATION_TYPES[route.kind]
+    if invocation_type is not None and invocation_type not in allowed:
+        raise _BadRequest(
+            400,
+            "InvalidParameterValueException",
+            f"Value '{invocation_type}' at 'invocationType' failed to satisfy constraint:"
+            f" Member must satisfy enum value set: [{', '.join(allowed)}]",
+        )
+    qualifier = dict(parse_qsl(request.query, keep_blank_values=True)).get("Qualifier", "")
+    if not _QUALIFIER.fullmatch(qualifier) or len(qualifier) > _QUALIFIER_MAX:
+        constraint = (
+            f"Member must have length less than or equal to {_QUALIFIER_MAX}"
+            if _QUALIFIER.fullmatch(qualifier)
+            else f"Member must satisfy regular expression pattern: {_QUALIFIER.pattern}"
+        )
+        raise _BadRequest(
+            400,
+            "ValidationException",
+            f"1 validation error detected: Value '{qualifier}' at 'qualifier' failed to"
+            f" satisfy constraint: {constraint}",
+        )
+    if payload:
+        try:
+            msgspec.json.decode(payload)
+        except (msgspec.DecodeError, RecursionError) as exc:  # (nested too deeply)
+            detail = f"Could not parse payload into json: {exc}"
+            raise _BadRequest(
+                400,
+                "InvalidRequestContentException",
+                f"Could not parse request body into json: {detail}",
+            ) from None
+
+
 async def _invocation(hub: Hub, route: Route, request: Request) -> Invocation:
     client_context = _client_context(request)
     payload = await _read_payload(request)
+    _check_parameters(route, request, payload)
     qualifier = dict(parse_qsl(request.query, keep_blank_values=True)).get("Qualifier")
     arn = hub.config.function_arn + (f":{qualifier}" if qualifier else "")
     # A buffered Invoke of a streaming runtime is capped like any buffered response (3.3.5).
