@@ -29,6 +29,14 @@ class RemoteProtocolError(ProtocolError):
     """The peer sent something the protocol does not allow."""
 
 
+class HeadTooLargeError(RemoteProtocolError):
+    """A message head over the size limit or with too many header fields.
+
+    A server answers it with 431 Request Header Fields Too Large (RFC 6585 section 5); any
+    other malformed head is a plain ``RemoteProtocolError`` (400).
+    """
+
+
 # --- chunked transfer coding (RFC 9112 section 7.1) ----------------------------------------
 
 

@@ -30,6 +30,7 @@ from duplexlambda.errors import (
     BrokenResourceError,
     BusyResourceError,
     ChunkedEncodingError,
+    HeadTooLargeError,
     PayloadTooLargeError,
     RemoteProtocolError,
 )
@@ -409,8 +410,11 @@ class HttpServerProtocol(asyncio.Protocol):
     def _feed_head(self, data: bytes) -> None:
         try:
             head = self._heads.feed(data)
+        except HeadTooLargeError as exc:  # over MAX_HEAD bytes or MAX_HEADERS fields
+            self._reject(431, "Request Header Fields Too Large", str(exc))
+            return
         except RemoteProtocolError as exc:
-            self._reject_head(exc)
+            self._reject(400, "Bad Request", str(exc))
             return
         if head is None:
             if self._head_timer is None and data:
@@ -440,15 +444,6 @@ class HttpServerProtocol(asyncio.Protocol):
     def _head_too_slow(self) -> None:
         self._head_timer = None
         self._reject(408, "Request Timeout", f"head not complete after {HEAD_TIMEOUT:g} s")
-
-    def _reject_head(self, exc: RemoteProtocolError) -> None:
-        # http1.HeadReader states which limit was hit only in its message (head larger than
-        # MAX_HEAD, more than MAX_HEADERS fields); both are 431 (RFC 6585 5).
-        message = str(exc)
-        if "larger than" in message or "header fields" in message:
-            self._reject(431, "Request Header Fields Too Large", message)
-        else:
-            self._reject(400, "Bad Request", str(exc))
 
     def _reject(self, status: int, reason: str, detail: str) -> None:
         log.warning(
