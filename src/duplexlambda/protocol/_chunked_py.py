@@ -9,25 +9,28 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from duplexlambda import errors
 from duplexlambda.errors import LocalProtocolError, chunked_error
 
 from ._types import Buffer
 
+# Limits: DL_MAX_* in chunked.h; the states below are chunked.c's enum, in its order.
 MAX_LINE = 8192
 MAX_SIZE_DIGITS = 16
 MAX_TRAILER_BYTES = 16384
 MAX_TRAILERS = 64
 
-# status codes, as in chunked.h
-E_BAD_SIZE = -1
-E_SIZE_OVERFLOW = -2
-E_LINE_TOO_LONG = -3
-E_BAD_CRLF = -4
-E_BAD_EXTENSION = -5
-E_BAD_TRAILER = -6
-E_TRAILERS_TOO_LARGE = -7
-E_AFTER_END = -8
-E_TRUNCATED = -9
+# Status codes: the ``code`` of each error class (errors.py), which equal DL_E_* in chunked.h
+# (tests/protocol/test_chunked_constants.py). E_TRUNCATED is Python's alone: C never sees EOF.
+E_BAD_SIZE = errors.BadChunkSizeError.code
+E_SIZE_OVERFLOW = errors.ChunkSizeOverflowError.code
+E_LINE_TOO_LONG = errors.LineTooLongError.code
+E_BAD_CRLF = errors.BadLineEndingError.code
+E_BAD_EXTENSION = errors.BadChunkExtensionError.code
+E_BAD_TRAILER = errors.BadTrailerError.code
+E_TRAILERS_TOO_LARGE = errors.TrailersTooLargeError.code
+E_AFTER_END = errors.DataAfterEndError.code
+E_TRUNCATED = errors.TruncatedBodyError.code
 
 (
     S_SIZE_START,
