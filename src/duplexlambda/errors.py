@@ -8,6 +8,7 @@ Lambda service carry the ``error_type`` string it expects.
 
 from __future__ import annotations
 
+from types import TracebackType
 from typing import ClassVar
 
 
@@ -155,6 +156,34 @@ class PreludeError(RemoteProtocolError):
 
 class BusyResourceError(DuplexLambdaError):
     """Another task is already reading (or writing) this stream."""
+
+
+class SingleReader:
+    """The one-reader-at-a-time rule of every stream here, as a guard: ``with guard:`` around
+    one read. Entering it while another task is inside raises ``BusyResourceError``.
+
+    Kept with the exception it raises so that the runtime and the emulator, which may not
+    import each other, share it (docs/architecture.md#imports).
+    """
+
+    __slots__ = ("_what", "busy")
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self.busy = False  #: True while a read is in progress
+
+    def __enter__(self) -> None:
+        if self.busy:
+            raise BusyResourceError(f"another task is reading this {self._what}")
+        self.busy = True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.busy = False
 
 
 class ClosedResourceError(DuplexLambdaError):

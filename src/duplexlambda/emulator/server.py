@@ -28,11 +28,11 @@ from typing import Any, cast
 
 from duplexlambda.errors import (
     BrokenResourceError,
-    BusyResourceError,
     ChunkedEncodingError,
     HeadTooLargeError,
     PayloadTooLargeError,
     RemoteProtocolError,
+    SingleReader,
 )
 from duplexlambda.protocol.chunked import ChunkEncoder, PyChunkEncoder, Trailers
 from duplexlambda.protocol.http1 import (
@@ -82,6 +82,7 @@ class Body:
         self._pieces: deque[bytes] = deque()
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._reader = SingleReader("body")
         self._expect_continue = expect_continue
         self.done = False  #: the whole body (and trailers) has arrived
         self.error: Exception | None = None  #: why the body was cut short
@@ -130,27 +131,26 @@ class Body:
             BrokenResourceError: the client disconnected or sent a malformed body.
             BusyResourceError: another task is already waiting in ``read()``.
         """
-        if self._waiter is not None:
-            raise BusyResourceError("another task is reading this body")
-        if self._expect_continue:
-            self._expect_continue = False
-            self._conn.send_continue()
-        while not self._pieces:
-            if self.error is not None:
-                raise BrokenResourceError(str(self.error)) from self.error
-            if self.done:
-                return b""
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        piece = self._pieces.popleft()
-        self.last_piece = piece
-        self._buffered -= len(piece)
-        if self._buffered <= BODY_LOW_WATER:
-            self._conn.resume_reading_for("body")
-        return piece
+        with self._reader:
+            if self._expect_continue:
+                self._expect_continue = False
+                self._conn.send_continue()
+            while not self._pieces:
+                if self.error is not None:
+                    raise BrokenResourceError(str(self.error)) from self.error
+                if self.done:
+                    return b""
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+            piece = self._pieces.popleft()
+            self.last_piece = piece
+            self._buffered -= len(piece)
+            if self._buffered <= BODY_LOW_WATER:
+                self._conn.resume_reading_for("body")
+            return piece
 
     async def read_all(self, limit: int) -> bytes:
         """The whole body, at most ``limit`` bytes.
@@ -171,7 +171,7 @@ class Body:
     @property
     def reading(self) -> bool:
         """True while a task waits in ``read()``."""
-        return self._waiter is not None
+        return self._reader.busy
 
     async def discard(self, limit: int) -> bool:
         """Read and drop up to ``limit`` bytes; True if the body ended cleanly within them."""
