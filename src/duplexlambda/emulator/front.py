@@ -14,7 +14,6 @@ import uuid
 from duplexlambda.errors import (
     BrokenResourceError,
     LocalProtocolError,
-    PayloadTooLargeError,
     PreludeError,
 )
 from duplexlambda.protocol.prelude import HTTP_INTEGRATION_RESPONSE, PreludeDecoder
@@ -26,11 +25,9 @@ from .furl import (
     build_event,
     http_head,
     map_buffered_response,
-    with_body,
 )
 from .hub import Hub, cancel_on_disconnect, new_trace_id
 from .invocations import (
-    MAX_PAYLOAD,
     BufferedPayload,
     Chunk,
     End,
@@ -40,6 +37,7 @@ from .invocations import (
     Invocation,
     Payload,
     ResultEvent,
+    buffer_event,
     error_payload,
 )
 from .server import Request, Response
@@ -117,26 +115,10 @@ class Front:
         self, invocation: Invocation, request: Request, event: dict[str, object], ctype: str | None
     ) -> None:
         """Lambda mode: read the upload whole, capped as AWS caps the event (413 above)."""
-        declared = request.header("content-length")
-        try:
-            if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD:
-                raise PayloadTooLargeError("declared body over the cap", int(declared))
-            body = await request.body.read_all(MAX_PAYLOAD)
-            data = with_body(event, body, ctype)
-            if len(data) > MAX_PAYLOAD:
-                raise PayloadTooLargeError("event over the cap", len(data))
-        except PayloadTooLargeError as exc:
-            invocation.reject(
-                413,
-                "RequestTooLargeException",
-                f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction"
-                f" operation (got {exc.size} bytes or more)",
-            )
-            return
-        except BrokenResourceError:
-            invocation.reject(400, "InvalidRequestContentException", "request body truncated")
-            return
-        invocation.payload = BufferedPayload(data)
+        upload = HttpStreamPayload(event, request.body, ctype)
+        data = await buffer_event(invocation, upload, request.header("content-length"))
+        if data is not None:
+            invocation.payload = BufferedPayload(data)
 
 
 class UrlRelay:

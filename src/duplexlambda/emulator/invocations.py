@@ -25,7 +25,13 @@ from typing import Any, Protocol
 
 import msgspec
 
-from duplexlambda.errors import InvalidStateTransitionError
+from duplexlambda.errors import (
+    BrokenResourceError,
+    InvalidStateTransitionError,
+    PayloadTooLargeError,
+)
+
+from .furl import with_body
 
 log = logging.getLogger("duplexlambda.emulator")
 
@@ -234,6 +240,56 @@ class HttpStreamPayload:
 
 
 Payload = BufferedPayload | HttpStreamPayload
+
+
+# --- Lambda's rule for a buffered upload: read it whole, capped -------------------------------
+
+#: What a caller is told when its request is over MAX_PAYLOAD (413), in the Invoke API's words.
+REQUEST_TOO_LARGE = "RequestTooLargeException"
+REQUEST_TOO_LARGE_MESSAGE = (
+    f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation"
+)
+
+
+async def read_capped(body: ByteSource, declared: str | None, limit: int = MAX_PAYLOAD) -> bytes:
+    """A body read whole, at most ``limit`` bytes.
+
+    Args:
+        body: the body, still arriving.
+        declared: the request's ``Content-Length``, if it sent one: above ``limit`` the body
+            is refused before a byte of it is read (so no ``100 Continue`` goes out).
+        limit: the cap.
+
+    Raises:
+        PayloadTooLargeError: more than ``limit`` bytes, declared or seen.
+        BrokenResourceError: the body was cut short.
+    """
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"declared body over {limit} bytes", int(declared))
+    return await body.read_all(limit)
+
+
+async def buffer_event(
+    invocation: Invocation, payload: HttpStreamPayload, declared: str | None = None
+) -> bytes | None:
+    """The whole 2.0 event of a function-URL request, its upload read in and capped as AWS caps
+    the event; None once ``invocation`` was rejected instead (413 over the cap, 400 for an
+    upload cut short), in which case the function never sees it.
+
+    ``declared`` is the request's ``Content-Length``, as for ``read_capped``.
+    """
+    try:
+        body = await read_capped(payload.body, declared)
+        event = with_body(payload.event, body, payload.request_content_type)
+        if len(event) > MAX_PAYLOAD:
+            raise PayloadTooLargeError("event over the cap", len(event))
+    except PayloadTooLargeError:
+        invocation.reject(413, REQUEST_TOO_LARGE, REQUEST_TOO_LARGE_MESSAGE)
+        return None
+    except BrokenResourceError:
+        invocation.reject(400, "InvalidRequestContentException", "request body truncated")
+        return None
+    return event
 
 
 # --- the invocation ---------------------------------------------------------------------------
