@@ -521,3 +521,26 @@ async def test_duplex_request_whose_client_left_while_queued_never_reaches_the_r
         assert event_of(nxt.body)["rawPath"] == "/later"
         await post_response(emu.runtime_api, nxt.request_id, b'"ok"')
         assert (await later).body == b'"ok"'
+
+
+@pytest.mark.asyncio
+async def test_an_event_buffered_for_a_runtime_that_left_reaches_the_next_one_whole() -> None:
+    """The upload is read once: if the runtime it was buffered for has gone, the invocation
+    goes back in the queue with its event, body and all (not with an upload now drained)."""
+    async with running() as emu:
+        first = await Conn.open(emu.runtime_api)
+        await first.send(request_bytes("GET", f"{API}/invocation/next"))  # no Accept
+        client = await Conn.open(emu.url)
+        head = [("Content-Type", "text/plain"), ("Content-Length", "10")]
+        await client.send(request_bytes("POST", "/up", [*head, ("Expect", "100-continue")]))
+        # 100 Continue: the emulator has started reading the upload into the event.
+        assert (await client.read_head()).status == 100
+        await client.send(b"hello")
+        await first.close()  # the runtime leaves while its event is being buffered
+        await asyncio.sleep(0.2)
+        await client.send(b"world")
+        nxt = await next_invocation(emu.runtime_api)
+        assert event_of(nxt.body)["body"] == "helloworld"
+        await post_response(emu.runtime_api, nxt.request_id, b'"ok"')
+        assert (await client.read_reply()).body == b'"ok"'
+        await client.close()

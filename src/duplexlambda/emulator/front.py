@@ -108,17 +108,9 @@ class Front:
             response_limit=self._hub.config.stream_limit,
         )
         if not duplex:
-            await self._buffer(invocation, request, event, content_type)
+            declared = request.header("content-length")
+            await buffer_event(invocation, request.body, event, content_type, declared)
         return invocation
-
-    async def _buffer(
-        self, invocation: Invocation, request: Request, event: dict[str, object], ctype: str | None
-    ) -> None:
-        """Lambda mode: read the upload whole, capped as AWS caps the event (413 above)."""
-        upload = HttpStreamPayload(event, request.body, ctype)
-        data = await buffer_event(invocation, upload, request.header("content-length"))
-        if data is not None:
-            invocation.payload = BufferedPayload(data)
 
 
 class UrlRelay:

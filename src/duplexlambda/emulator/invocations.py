@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -270,26 +270,36 @@ async def read_capped(body: ByteSource, declared: str | None, limit: int = MAX_P
 
 
 async def buffer_event(
-    invocation: Invocation, payload: HttpStreamPayload, declared: str | None = None
-) -> bytes | None:
-    """The whole 2.0 event of a function-URL request, its upload read in and capped as AWS caps
-    the event; None once ``invocation`` was rejected instead (413 over the cap, 400 for an
-    upload cut short), in which case the function never sees it.
+    invocation: Invocation,
+    body: ByteSource,
+    event: Mapping[str, Any],
+    content_type: str | None,
+    declared: str | None = None,
+) -> None:
+    """Read a function-URL upload whole into its 2.0 event, capped as AWS caps the event.
 
-    ``declared`` is the request's ``Content-Length``, as for ``read_capped``.
+    Sets ``invocation.payload`` to the whole event (so that a requeued invocation keeps it:
+    the upload can be read only once), or rejects the invocation, which the function then
+    never sees: 413 over the cap, 400 for an upload cut short.
+
+    Args:
+        invocation: the invocation the upload belongs to.
+        body: the upload, still arriving.
+        event: the event without ``body`` / ``isBase64Encoded``.
+        content_type: the request's ``Content-Type`` (text bodies stay text).
+        declared: the request's ``Content-Length``, as for ``read_capped``.
     """
     try:
-        body = await read_capped(payload.body, declared)
-        event = with_body(payload.event, body, payload.request_content_type)
-        if len(event) > MAX_PAYLOAD:
-            raise PayloadTooLargeError("event over the cap", len(event))
+        data = with_body(event, await read_capped(body, declared), content_type)
+        if len(data) > MAX_PAYLOAD:
+            raise PayloadTooLargeError("event over the cap", len(data))
     except PayloadTooLargeError:
         invocation.reject(413, REQUEST_TOO_LARGE, REQUEST_TOO_LARGE_MESSAGE)
-        return None
+        return
     except BrokenResourceError:
         invocation.reject(400, "InvalidRequestContentException", "request body truncated")
-        return None
-    return event
+        return
+    invocation.payload = BufferedPayload(data)
 
 
 # --- the invocation ---------------------------------------------------------------------------

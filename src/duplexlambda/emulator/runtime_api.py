@@ -32,6 +32,7 @@ from duplexlambda.protocol.prelude import DELIMITER, HTTP_REQUEST_STREAM
 
 from .invocations import (
     MAX_PAYLOAD,
+    BufferedPayload,
     Chunk,
     Dispatcher,
     Failure,
@@ -275,14 +276,13 @@ class RuntimeApi:
         if isinstance(payload, HttpStreamPayload):
             # The buffered event, capped as on AWS (6 MiB + 100 B): above it the caller gets
             # 413 and the runtime never sees the request.
-            event = await buffer_event(invocation, payload)
-            if event is None:
-                return False
-            data, content_type = event, "application/json"
-        else:
-            data, content_type = payload.data, payload.content_type
+            body, ctype = payload.body, payload.request_content_type
+            await buffer_event(invocation, body, payload.event, ctype)
+            payload = invocation.payload
         if invocation.settled:
             return False
+        assert isinstance(payload, BufferedPayload)  # buffer_event settles or buffers
+        data, content_type = payload.data, payload.content_type
         if request.disconnected.is_set():
             self._dispatcher.requeue(invocation)
             return True
