@@ -34,6 +34,7 @@ from duplexlambda.errors import (
     RemoteProtocolError,
     SingleReader,
 )
+from duplexlambda.protocol._types import Buffer
 from duplexlambda.protocol.chunked import ChunkEncoder, PyChunkEncoder, Trailers
 from duplexlambda.protocol.http1 import (
     BodyReader,
@@ -260,7 +261,7 @@ class Response:
         self.status = status
         self.first_byte_at = time.monotonic()
 
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
+    async def write(self, data: Buffer) -> None:
         """Send ``data`` as one chunk (or raw bytes with Content-Length); wait for drain."""
         if not data:
             return
@@ -381,7 +382,7 @@ class HttpServerProtocol(asyncio.Protocol):
             if not self._pauses and self._transport and not self._transport.is_closing():
                 self._transport.resume_reading()
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
+    def write(self, data: Buffer) -> None:
         if self._lost or self._transport is None or self._transport.is_closing():
             raise BrokenResourceError("client disconnected")
         self._transport.write(data)
