@@ -146,7 +146,7 @@ class UrlRelay:
         elif isinstance(event, Failure):
             await self._on_failure(event)
         else:
-            await self._send(event.status, _error_json(event.error_type, event.message))
+            await self._send(event.status, error_payload(event.error_type, event.message))
 
     def close(self) -> None:
         """After the last event: a response still open (caller or runtime gone) is cut."""
@@ -226,7 +226,7 @@ class UrlRelay:
         )
         if self._duplex:
             self._inv.cancel()  # stop the runtime's stream: nobody can receive it
-        await self._send(502, _error_json(INVALID_RESPONSE, str(exc)))
+        await self._send(502, error_payload(INVALID_RESPONSE, str(exc)))
         self._closed = True
 
     # --- writing to the client (tolerant of a client that left) ---------------------------
@@ -275,7 +275,3 @@ class UrlRelay:
         self.client_gone = True
         if self._duplex:
             self._inv.cancel()
-
-
-def _error_json(error_type: str, message: str) -> bytes:
-    return error_payload(error_type, message)

@@ -263,10 +263,6 @@ class ClientConnection(asyncio.Protocol):
             self._head_waiter = self._loop.create_future()
         return await self._head_waiter
 
-    def has_response(self) -> bool:
-        """True once a response head (possibly an early one) has arrived."""
-        return self.response is not None
-
     async def read(self) -> memoryview | bytes:
         """The next piece of the response body, ``b""`` at its end.
 
