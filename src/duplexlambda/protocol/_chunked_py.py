@@ -207,15 +207,22 @@ class ChunkDecoder:
         if self._line_len > MAX_LINE:
             raise _Failed(E_LINE_TOO_LONG)
 
+    def _line_byte(self, c: int, lf_state: int) -> bool:
+        """A byte of a size or trailer line: True if it is the CR that ends it (the state moves
+        to ``lf_state``); a bare LF is an error; any other byte counts towards ``MAX_LINE``."""
+        if c == _CR:
+            self._state = lf_state
+            return True
+        if c == _LF:
+            raise _Failed(E_BAD_CRLF)
+        self._count()
+        return False
+
     def _step(self, c: int) -> None:
         state = self._state
         if state in (S_SIZE, S_SIZE_BWS):
-            if c == _CR:
-                self._state = S_SIZE_LF
+            if self._line_byte(c, S_SIZE_LF):
                 return
-            if c == _LF:
-                raise _Failed(E_BAD_CRLF)
-            self._count()
             if c in _OWS:
                 self._state = S_SIZE_BWS
             elif c == _SEMI:
@@ -223,13 +230,7 @@ class ChunkDecoder:
             else:
                 raise _Failed(E_BAD_SIZE)
         elif state == S_EXT:
-            if c == _CR:
-                self._state = S_SIZE_LF
-                return
-            if c == _LF:
-                raise _Failed(E_BAD_CRLF)
-            self._count()
-            if _is_ctl(c):
+            if not self._line_byte(c, S_SIZE_LF) and _is_ctl(c):
                 raise _Failed(E_BAD_EXTENSION)
         elif state == S_SIZE_LF:
             if c != _LF:
@@ -276,12 +277,8 @@ class ChunkDecoder:
             else:
                 raise _Failed(E_BAD_TRAILER)
         elif state in (S_TVALUE_OWS, S_TVALUE):
-            if c == _CR:
-                self._state = S_TLF
+            if self._line_byte(c, S_TLF):
                 return
-            if c == _LF:
-                raise _Failed(E_BAD_CRLF)
-            self._count()
             if c in _OWS:
                 if state == S_TVALUE:
                     self._store(c)
