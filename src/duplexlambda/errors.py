@@ -8,7 +8,6 @@ Lambda service carry the ``error_type`` string it expects.
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import ClassVar
 
 
@@ -177,12 +176,7 @@ class SingleReader:
             raise BusyResourceError(f"another task is reading this {self._what}")
         self.busy = True
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.busy = False
 
 
