@@ -2,8 +2,9 @@
 
 Protocol errors split by who broke the protocol (as h11 does): ``LocalProtocolError`` when we
 were asked to send something invalid, ``RemoteProtocolError`` when the peer sent it. Stream
-errors follow trio's Busy / Closed / Broken resource errors. Classes whose instances reach the
-Lambda service carry the ``error_type`` string it expects.
+errors follow trio's Busy / Closed / Broken resource errors (``SingleReader`` is the guard every
+stream raises ``BusyResourceError`` through). Classes whose instances reach the Lambda service
+carry the ``error_type`` string it expects.
 """
 
 from __future__ import annotations
