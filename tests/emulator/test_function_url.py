@@ -27,6 +27,12 @@ from .wire import (
 )
 
 LIMIT = 6 * 1024 * 1024 + 100
+#: The caller's 413 body, whichever way the upload was buffered (the front, or a /next
+#: runtime that did not ask for the request stream): the Invoke API's words.
+TOO_LARGE = {
+    "errorMessage": f"Request must be smaller than {LIMIT} bytes for the InvokeFunction operation",
+    "errorType": "RequestTooLargeException",
+}
 
 
 def event_of(body: bytes) -> dict[str, object]:
@@ -260,7 +266,7 @@ async def test_lambda_mode_413_above_the_cap() -> None:
         await conn.send(b"0\r\n\r\n")
         reply = await conn.read_reply()
         assert reply.status == 413
-        assert event_of(reply.body)["errorType"] == "RequestTooLargeException"
+        assert event_of(reply.body) == TOO_LARGE
         await conn.close()
         record = await asyncio.wait_for(emu.records.get(), 5)
         assert record.status == 413
@@ -283,7 +289,7 @@ async def test_duplex_runtime_without_stream_accept_gets_the_buffered_event_with
         waiting = asyncio.ensure_future(next_invocation(emu.runtime_api))
         big = b"a" * (LIMIT + 1)
         reply = await call(emu.url, "POST", "/", [("Content-Type", "text/plain")], big)
-        assert reply.status == 413
+        assert (reply.status, event_of(reply.body)) == (413, TOO_LARGE)
         assert not waiting.done()  # the runtime never saw that request
         client = asyncio.ensure_future(call(emu.url, "GET", "/after"))
         nxt = await waiting
@@ -515,3 +521,26 @@ async def test_duplex_request_whose_client_left_while_queued_never_reaches_the_r
         assert event_of(nxt.body)["rawPath"] == "/later"
         await post_response(emu.runtime_api, nxt.request_id, b'"ok"')
         assert (await later).body == b'"ok"'
+
+
+@pytest.mark.asyncio
+async def test_an_event_buffered_for_a_runtime_that_left_reaches_the_next_one_whole() -> None:
+    """The upload is read once: if the runtime it was buffered for has gone, the invocation
+    goes back in the queue with its event, body and all (not with an upload now drained)."""
+    async with running() as emu:
+        first = await Conn.open(emu.runtime_api)
+        await first.send(request_bytes("GET", f"{API}/invocation/next"))  # no Accept
+        client = await Conn.open(emu.url)
+        head = [("Content-Type", "text/plain"), ("Content-Length", "10")]
+        await client.send(request_bytes("POST", "/up", [*head, ("Expect", "100-continue")]))
+        # 100 Continue: the emulator has started reading the upload into the event.
+        assert (await client.read_head()).status == 100
+        await client.send(b"hello")
+        await first.close()  # the runtime leaves while its event is being buffered
+        await asyncio.sleep(0.2)
+        await client.send(b"world")
+        nxt = await next_invocation(emu.runtime_api)
+        assert event_of(nxt.body)["body"] == "helloworld"
+        await post_response(emu.runtime_api, nxt.request_id, b'"ok"')
+        assert (await client.read_reply()).body == b'"ok"'
+        await client.close()

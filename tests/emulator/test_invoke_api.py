@@ -126,6 +126,10 @@ async def test_invocation_types_and_bad_requests() -> None:
             413,
             "RequestTooLargeException",
         )
+        # AWS's words, the same for every front (emulator/invocations.py read_capped).
+        assert msgspec.json.decode(reply.body)["message"] == (
+            "Request must be smaller than 6291556 bytes for the InvokeFunction operation"
+        )
         assert (await call(emu.url, "GET", INVOKE)).status == 405
 
 

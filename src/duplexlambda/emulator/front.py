@@ -14,7 +14,6 @@ import uuid
 from duplexlambda.errors import (
     BrokenResourceError,
     LocalProtocolError,
-    PayloadTooLargeError,
     PreludeError,
 )
 from duplexlambda.protocol.prelude import HTTP_INTEGRATION_RESPONSE, PreludeDecoder
@@ -26,11 +25,9 @@ from .furl import (
     build_event,
     http_head,
     map_buffered_response,
-    with_body,
 )
 from .hub import Hub, cancel_on_disconnect, new_trace_id
 from .invocations import (
-    MAX_PAYLOAD,
     BufferedPayload,
     Chunk,
     End,
@@ -40,6 +37,7 @@ from .invocations import (
     Invocation,
     Payload,
     ResultEvent,
+    buffer_event,
     error_payload,
 )
 from .server import Request, Response
@@ -110,33 +108,9 @@ class Front:
             response_limit=self._hub.config.stream_limit,
         )
         if not duplex:
-            await self._buffer(invocation, request, event, content_type)
+            declared = request.header("content-length")
+            await buffer_event(invocation, request.body, event, content_type, declared)
         return invocation
-
-    async def _buffer(
-        self, invocation: Invocation, request: Request, event: dict[str, object], ctype: str | None
-    ) -> None:
-        """Lambda mode: read the upload whole, capped as AWS caps the event (413 above)."""
-        declared = request.header("content-length")
-        try:
-            if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD:
-                raise PayloadTooLargeError("declared body over the cap", int(declared))
-            body = await request.body.read_all(MAX_PAYLOAD)
-            data = with_body(event, body, ctype)
-            if len(data) > MAX_PAYLOAD:
-                raise PayloadTooLargeError("event over the cap", len(data))
-        except PayloadTooLargeError as exc:
-            invocation.reject(
-                413,
-                "RequestTooLargeException",
-                f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction"
-                f" operation (got {exc.size} bytes or more)",
-            )
-            return
-        except BrokenResourceError:
-            invocation.reject(400, "InvalidRequestContentException", "request body truncated")
-            return
-        invocation.payload = BufferedPayload(data)
 
 
 class UrlRelay:
@@ -172,7 +146,7 @@ class UrlRelay:
         elif isinstance(event, Failure):
             await self._on_failure(event)
         else:
-            await self._send(event.status, _error_json(event.error_type, event.message))
+            await self._send(event.status, error_payload(event.error_type, event.message))
 
     def close(self) -> None:
         """After the last event: a response still open (caller or runtime gone) is cut."""
@@ -252,7 +226,7 @@ class UrlRelay:
         )
         if self._duplex:
             self._inv.cancel()  # stop the runtime's stream: nobody can receive it
-        await self._send(502, _error_json(INVALID_RESPONSE, str(exc)))
+        await self._send(502, error_payload(INVALID_RESPONSE, str(exc)))
         self._closed = True
 
     # --- writing to the client (tolerant of a client that left) ---------------------------
@@ -301,7 +275,3 @@ class UrlRelay:
         self.client_gone = True
         if self._duplex:
             self._inv.cancel()
-
-
-def _error_json(error_type: str, message: str) -> bytes:
-    return error_payload(error_type, message)

@@ -19,13 +19,19 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 
-from duplexlambda.errors import InvalidStateTransitionError
+from duplexlambda.errors import (
+    BrokenResourceError,
+    InvalidStateTransitionError,
+    PayloadTooLargeError,
+)
+
+from .furl import with_body
 
 log = logging.getLogger("duplexlambda.emulator")
 
@@ -234,6 +240,66 @@ class HttpStreamPayload:
 
 
 Payload = BufferedPayload | HttpStreamPayload
+
+
+# --- Lambda's rule for a buffered upload: read it whole, capped -------------------------------
+
+#: What a caller is told when its request is over MAX_PAYLOAD (413), in the Invoke API's words.
+REQUEST_TOO_LARGE = "RequestTooLargeException"
+REQUEST_TOO_LARGE_MESSAGE = (
+    f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation"
+)
+
+
+async def read_capped(body: ByteSource, declared: str | None, limit: int = MAX_PAYLOAD) -> bytes:
+    """A body read whole, at most ``limit`` bytes.
+
+    Args:
+        body: the body, still arriving.
+        declared: the request's ``Content-Length``, if it sent one: above ``limit`` the body
+            is refused before a byte of it is read (so no ``100 Continue`` goes out).
+        limit: the cap.
+
+    Raises:
+        PayloadTooLargeError: more than ``limit`` bytes, declared or seen.
+        BrokenResourceError: the body was cut short.
+    """
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"declared body over {limit} bytes", int(declared))
+    return await body.read_all(limit)
+
+
+async def buffer_event(
+    invocation: Invocation,
+    body: ByteSource,
+    event: Mapping[str, Any],
+    content_type: str | None,
+    declared: str | None = None,
+) -> None:
+    """Read a function-URL upload whole into its 2.0 event, capped as AWS caps the event.
+
+    Sets ``invocation.payload`` to the whole event (so that a requeued invocation keeps it:
+    the upload can be read only once), or rejects the invocation, which the function then
+    never sees: 413 over the cap, 400 for an upload cut short.
+
+    Args:
+        invocation: the invocation the upload belongs to.
+        body: the upload, still arriving.
+        event: the event without ``body`` / ``isBase64Encoded``.
+        content_type: the request's ``Content-Type`` (text bodies stay text).
+        declared: the request's ``Content-Length``, as for ``read_capped``.
+    """
+    try:
+        data = with_body(event, await read_capped(body, declared), content_type)
+        if len(data) > MAX_PAYLOAD:
+            raise PayloadTooLargeError("event over the cap", len(data))
+    except PayloadTooLargeError:
+        invocation.reject(413, REQUEST_TOO_LARGE, REQUEST_TOO_LARGE_MESSAGE)
+        return
+    except BrokenResourceError:
+        invocation.reject(400, "InvalidRequestContentException", "request body truncated")
+        return
+    invocation.payload = BufferedPayload(data)
 
 
 # --- the invocation ---------------------------------------------------------------------------

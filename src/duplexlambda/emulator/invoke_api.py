@@ -28,6 +28,8 @@ from . import eventstream
 from .hub import Hub, cancel_on_disconnect
 from .invocations import (
     MAX_PAYLOAD,
+    REQUEST_TOO_LARGE,
+    REQUEST_TOO_LARGE_MESSAGE,
     BufferedPayload,
     Chunk,
     End,
@@ -35,6 +37,7 @@ from .invocations import (
     Head,
     Invocation,
     Rejected,
+    read_capped,
 )
 from .server import Request, Response
 
@@ -98,17 +101,10 @@ def _client_context(request: Request) -> str | None:
 
 
 async def _read_payload(request: Request) -> bytes:
-    declared = request.header("content-length")
     try:
-        if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD:
-            raise PayloadTooLargeError("declared payload over the cap", int(declared))
-        return await request.body.read_all(MAX_PAYLOAD)
+        return await read_capped(request.body, request.header("content-length"))
     except PayloadTooLargeError:
-        raise _BadRequest(
-            413,
-            "RequestTooLargeException",
-            f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation",
-        ) from None
+        raise _BadRequest(413, REQUEST_TOO_LARGE, REQUEST_TOO_LARGE_MESSAGE) from None
 
 
 async def _invocation(hub: Hub, route: Route, request: Request) -> Invocation:

@@ -30,9 +30,9 @@ from duplexlambda.errors import (
 from duplexlambda.protocol.http1 import Headers
 from duplexlambda.protocol.prelude import DELIMITER, HTTP_REQUEST_STREAM
 
-from .furl import with_body
 from .invocations import (
     MAX_PAYLOAD,
+    BufferedPayload,
     Chunk,
     Dispatcher,
     Failure,
@@ -40,7 +40,9 @@ from .invocations import (
     HttpStreamPayload,
     Invocation,
     ResponseState,
+    buffer_event,
     error_payload,
+    read_capped,
 )
 from .server import Request, Response
 from .throttle import TokenBucket
@@ -80,8 +82,9 @@ def _error_body(error_type: str, message: str) -> bytes:
     return _go_json({"errorMessage": message, "errorType": error_type})
 
 
-def _too_large_message() -> str:
-    return f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."
+def _too_large_message(limit: int = MAX_PAYLOAD) -> str:
+    # RIE's words for a runtime's body over the cap (runtime-api.md 3.7).
+    return f"Exceeded maximum allowed payload size ({limit} bytes)."
 
 
 def trailer_error(trailers: Headers) -> tuple[str, bytes] | None:
@@ -271,46 +274,21 @@ class RuntimeApi:
             await self._deliver_stream(invocation, payload, response)
             return True
         if isinstance(payload, HttpStreamPayload):
-            event = await self._buffer_event(invocation, payload)
-            if event is None:
-                return False
-            data, content_type = event, "application/json"
-        else:
-            data, content_type = payload.data, payload.content_type
+            # The buffered event, capped as on AWS (6 MiB + 100 B): above it the caller gets
+            # 413 and the runtime never sees the request.
+            body, ctype = payload.body, payload.request_content_type
+            await buffer_event(invocation, body, payload.event, ctype)
+            payload = invocation.payload
         if invocation.settled:
             return False
+        assert isinstance(payload, BufferedPayload)  # buffer_event settles or buffers
+        data, content_type = payload.data, payload.content_type
         if request.disconnected.is_set():
             self._dispatcher.requeue(invocation)
             return True
         self._dispatcher.dispatch(invocation)
         await response.send(200, self._next_headers(invocation, content_type), data)
         return True
-
-    async def _buffer_event(
-        self, invocation: Invocation, payload: HttpStreamPayload
-    ) -> bytes | None:
-        """The whole 2.0 event for a runtime that does not take the request stream.
-
-        As on AWS the event is capped (6 MiB + 100 B): above it the client gets 413 and the
-        runtime never sees the request.
-        """
-        try:
-            body = await payload.body.read_all(MAX_PAYLOAD)
-            event = with_body(payload.event, body, payload.request_content_type)
-            if len(event) > MAX_PAYLOAD:
-                raise PayloadTooLargeError("event over the cap", len(event))
-        except PayloadTooLargeError as exc:
-            invocation.reject(
-                413,
-                "RequestTooLargeException",
-                f"Request must be smaller than {MAX_PAYLOAD} bytes for the invoke operation"
-                f" ({exc.size} bytes or more)",
-            )
-            return None
-        except BrokenResourceError:
-            invocation.reject(400, "InvalidRequestContentException", "request body truncated")
-            return None
-        return event
 
     async def _deliver_stream(
         self, invocation: Invocation, payload: HttpStreamPayload, response: Response
@@ -390,11 +368,8 @@ class RuntimeApi:
     async def _relay_buffered(
         self, invocation: Invocation, request: Request, response: Response
     ) -> None:
-        declared = request.header("content-length")
         try:
-            if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD:
-                raise PayloadTooLargeError("declared length over the cap", int(declared))
-            body = await request.body.read_all(MAX_PAYLOAD)
+            body = await read_capped(request.body, request.header("content-length"))
         except PayloadTooLargeError as exc:
             await self._too_large(invocation, request, response, exc.size)
             return
@@ -476,7 +451,7 @@ class RuntimeApi:
             message=f"Response payload size ({size} bytes) exceeded maximum allowed payload"
             f" size ({limit} bytes).",
         )
-        message = f"Exceeded maximum allowed payload size ({limit} bytes)."
+        message = _too_large_message(limit)
         await self._reply(request, response, 413, "RequestEntityTooLarge", message, drain=drain)
 
     async def _truncated(
