@@ -36,7 +36,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "duplexlambda.context",
         "duplexlambda.errors",
     ),
-    "duplexlambda.pipeline": ("duplexlambda.errors", "duplexlambda.sse", "duplexlambda.streams"),
+    "duplexlambda.pipeline": (
+        "duplexlambda.errors",
+        "duplexlambda.sse",
+        "duplexlambda.streams",
+        "duplexlambda.protocol._types",
+    ),
     "duplexlambda.sse": ("duplexlambda.errors",),
     "duplexlambda.handler": ("duplexlambda.errors",),
     "duplexlambda.context": ("duplexlambda.errors", "duplexlambda.protocol"),
