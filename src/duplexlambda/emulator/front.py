@@ -2,7 +2,9 @@
 
 Function-URL requests become payload-format 2.0 invocations. In duplex mode the upload is
 not buffered (the runtime may take it as a stream); in lambda mode it is, with AWS's 6 MB
-cap. The runtime's answer is relayed as it arrives: each runtime chunk is one client chunk.
+cap (``buffer_event``). The runtime's answer is relayed as it arrives: each runtime chunk is
+one client chunk (``UrlRelay``). Both are written against small interfaces (``ByteSource``,
+``ResponseSink``) so that ``duplexlambda.testing`` runs the same code without a socket.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import Protocol
 
 from duplexlambda.errors import (
     BrokenResourceError,
@@ -32,6 +35,7 @@ from .hub import Hub, cancel_on_disconnect, new_trace_id
 from .invocations import (
     MAX_PAYLOAD,
     BufferedPayload,
+    ByteSource,
     Chunk,
     End,
     Failure,
@@ -110,33 +114,76 @@ class Front:
             response_limit=self._hub.config.stream_limit,
         )
         if not duplex:
-            await self._buffer(invocation, request, event, content_type)
+            declared = request.header("content-length")
+            await buffer_event(invocation, request.body, event, content_type, declared)
         return invocation
 
-    async def _buffer(
-        self, invocation: Invocation, request: Request, event: dict[str, object], ctype: str | None
-    ) -> None:
-        """Lambda mode: read the upload whole, capped as AWS caps the event (413 above)."""
-        declared = request.header("content-length")
-        try:
-            if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD:
-                raise PayloadTooLargeError("declared body over the cap", int(declared))
-            body = await request.body.read_all(MAX_PAYLOAD)
-            data = with_body(event, body, ctype)
-            if len(data) > MAX_PAYLOAD:
-                raise PayloadTooLargeError("event over the cap", len(data))
-        except PayloadTooLargeError as exc:
-            invocation.reject(
-                413,
-                "RequestTooLargeException",
-                f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction"
-                f" operation (got {exc.size} bytes or more)",
-            )
-            return
-        except BrokenResourceError:
-            invocation.reject(400, "InvalidRequestContentException", "request body truncated")
-            return
-        invocation.payload = BufferedPayload(data)
+
+async def buffer_event(
+    invocation: Invocation,
+    body: ByteSource,
+    event: dict[str, object],
+    content_type: str | None,
+    declared: str | None = None,
+) -> None:
+    """Lambda mode: read the upload whole into the event, capped as AWS caps it.
+
+    Sets ``invocation.payload`` to the event with its body, or rejects the invocation: 413
+    over the cap (``declared`` is the request's Content-Length, checked before reading),
+    400 for a body cut short.
+    """
+    try:
+        if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD:
+            raise PayloadTooLargeError("declared body over the cap", int(declared))
+        data = with_body(event, await body.read_all(MAX_PAYLOAD), content_type)
+        if len(data) > MAX_PAYLOAD:
+            raise PayloadTooLargeError("event over the cap", len(data))
+    except PayloadTooLargeError as exc:
+        invocation.reject(
+            413,
+            "RequestTooLargeException",
+            f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction"
+            f" operation (got {exc.size} bytes or more)",
+        )
+        return
+    except BrokenResourceError:
+        invocation.reject(400, "InvalidRequestContentException", "request body truncated")
+        return
+    invocation.payload = BufferedPayload(data)
+
+
+class ResponseSink(Protocol):
+    """What ``UrlRelay`` writes the caller's response to.
+
+    The server's ``Response`` (a socket), or the in-process test client's memory
+    (``duplexlambda.testing``): the mapping from result events to status, headers and body
+    is written once, here, and both callers get the same answer.
+    """
+
+    started: bool  #: the head was sent
+    ended: bool  #: the body ended normally
+    aborted: bool  #: the response was cut short
+
+    def start(self, status: int, headers: HeaderList, *, length: int | None = None) -> None:
+        """Send the status and headers (``length``: the whole body's size, if known).
+
+        Raises:
+            BrokenResourceError: the caller has gone.
+            LocalProtocolError: a header HTTP cannot carry.
+        """
+
+    async def write(self, data: bytes | memoryview) -> None:
+        """Send one piece of body (one chunk); may wait for the caller to catch up.
+
+        Raises:
+            BrokenResourceError: the caller has gone.
+        """
+
+    async def end(self) -> None:
+        """End the body normally (raises ``BrokenResourceError`` if the caller has gone)."""
+
+    def abort(self) -> None:
+        """Cut the response short: the caller can tell it did not end normally."""
 
 
 class UrlRelay:
@@ -147,7 +194,7 @@ class UrlRelay:
     the client's head went out ends the response without its last chunk (truncation).
     """
 
-    def __init__(self, invocation: Invocation, response: Response, duplex: bool) -> None:
+    def __init__(self, invocation: Invocation, response: ResponseSink, duplex: bool) -> None:
         self._inv = invocation
         self._resp = response
         self._duplex = duplex
@@ -158,6 +205,8 @@ class UrlRelay:
         self._closed = False
         self.client_gone = False
         self.truncated = False
+        #: why the runtime's answer could not be sent as HTTP (the caller got a 502)
+        self.invalid: PreludeError | None = None
 
     async def handle(self, event: ResultEvent) -> None:
         """Act on one result event."""
@@ -247,6 +296,7 @@ class UrlRelay:
         await self._send(status, failure.payload)
 
     async def _invalid(self, exc: PreludeError) -> None:
+        self.invalid = exc
         log.warning(
             "invocation %s: invalid response from the runtime: %s", self._inv.request_id, exc
         )
