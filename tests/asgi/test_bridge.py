@@ -17,8 +17,8 @@ import pytest
 from starlette.applications import Starlette
 
 from duplexlambda.asgi import asgi
-from duplexlambda.pytest_plugin import LambdaClientFactory
 from duplexlambda.testing import InitError, LambdaClient
+from duplexlambda.testing.plugin import LambdaClientFactory
 
 from .apps import Journal, fastapi_app, multipart, raw_app, recording, starlette_app
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from duplexlambda.errors import ClosedResourceError
-from duplexlambda.pytest_plugin import LambdaClientFactory
 from duplexlambda.streams import Request, Response
+from duplexlambda.testing.plugin import LambdaClientFactory
 from tests.integration.http_client import request
 from tests.integration.test_runtime_on_emulator import stack
 

@@ -13,9 +13,9 @@ import pytest
 
 from duplexlambda.context import LambdaContext
 from duplexlambda.handler import Lifecycle, buffered
-from duplexlambda.pytest_plugin import LambdaClientFactory
 from duplexlambda.streams import Request, Response
 from duplexlambda.testing import InitError, InvocationError, LambdaClient
+from duplexlambda.testing.plugin import LambdaClientFactory
 
 pytestmark = pytest.mark.asyncio
 
