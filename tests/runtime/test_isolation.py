@@ -15,8 +15,8 @@ import pytest
 from duplexlambda.errors import ClosedResourceError
 from duplexlambda.streams import Request, Response
 from duplexlambda.testing.plugin import LambdaClientFactory
-from tests.integration.http_client import request
-from tests.integration.test_runtime_on_emulator import stack
+from tests.support.emulated import stack
+from tests.support.wire import request
 
 pytestmark = pytest.mark.asyncio
 

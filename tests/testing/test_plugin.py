@@ -14,7 +14,7 @@ import pytest
 from duplexlambda.streams import Request, Response
 from duplexlambda.testing.plugin import EmulatorFactory, LambdaClientFactory
 
-from ..integration.http_client import request
+from ..support.wire import request
 
 
 async def upper(req: Request, res: Response) -> None:
