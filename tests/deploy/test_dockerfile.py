@@ -16,8 +16,8 @@ import pytest
 
 from duplexlambda.handler import load_handler
 
-from ..integration.http_client import request
-from ..serve_process import Serve
+from ..support.serve_process import Serve
+from ..support.wire import request
 from .lambda_env import EXAMPLES, ROOT, lambda_env
 
 DOCKERFILE = EXAMPLES / "Dockerfile"

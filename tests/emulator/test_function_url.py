@@ -12,7 +12,7 @@ import pytest
 from duplexlambda.emulator import Emulator
 from duplexlambda.protocol.chunked import ChunkDecoder
 
-from .wire import (
+from ..support.wire import (
     API,
     NUL8,
     Conn,

@@ -15,7 +15,7 @@ from botocore.eventstream import EventStreamBuffer  # type: ignore[import-untype
 from duplexlambda.emulator import Emulator
 from duplexlambda.emulator.eventstream import encode_message, invoke_complete, payload_chunk
 
-from .wire import (
+from ..support.wire import (
     API,
     INVOKE,
     INVOKE_STREAM,

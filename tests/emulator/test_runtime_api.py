@@ -12,7 +12,7 @@ import pytest
 from duplexlambda.emulator import Emulator
 
 from ..conftest import VECTORS
-from .wire import (
+from ..support.wire import (
     API,
     INVOKE,
     NUL8,

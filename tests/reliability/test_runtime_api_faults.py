@@ -1,4 +1,4 @@
-"""Faults of the Runtime API itself, scripted on a raw socket (tests/runtime/fake_api.py).
+"""Faults of the Runtime API itself, scripted on a raw socket (tests/support/fake_api.py).
 
 Each test is named after the fault: the API answers a post with 400, 403, 413 or 500, or
 never answers it. The rules (runtime-api.md 3.2, 3.7, P6; README "Errors"): a 4xx is logged
@@ -22,7 +22,7 @@ from duplexlambda.protocol.runtime_api import RuntimeApiAddress
 from duplexlambda.runtime import Runtime, RuntimeConfig
 from duplexlambda.streams import Request, Response
 
-from ..runtime.fake_api import FakeRuntimeApi, Invocation, Received
+from ..support.fake_api import FakeRuntimeApi, Invocation, Received
 from .harness import GOOD_BODY, write_good
 
 pytestmark = pytest.mark.asyncio

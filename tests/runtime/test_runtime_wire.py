@@ -20,7 +20,7 @@ from duplexlambda.runtime import Runtime, RuntimeConfig, main_async
 from duplexlambda.streams import Request, Response
 
 from ..conftest import VECTORS
-from .fake_api import FakeRuntimeApi, Invocation
+from ..support.fake_api import FakeRuntimeApi, Invocation
 
 pytestmark = pytest.mark.asyncio
 

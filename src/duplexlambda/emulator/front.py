@@ -2,7 +2,9 @@
 
 Function-URL requests become payload-format 2.0 invocations. In duplex mode the upload is
 not buffered (the runtime may take it as a stream); in lambda mode it is, with AWS's 6 MB
-cap. The runtime's answer is relayed as it arrives: each runtime chunk is one client chunk.
+cap (``buffer_event``). The runtime's answer is relayed as it arrives: each runtime chunk is
+one client chunk (``UrlRelay``). Both are written against small interfaces (``ByteSource``,
+``ResponseSink``) so that ``duplexlambda.testing`` runs the same code without a socket.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import Protocol
 
 from duplexlambda.errors import (
     BrokenResourceError,
@@ -113,6 +116,40 @@ class Front:
         return invocation
 
 
+class ResponseSink(Protocol):
+    """What ``UrlRelay`` writes the caller's response to.
+
+    The server's ``Response`` (a socket), or the in-process test client's memory
+    (``duplexlambda.testing``): the mapping from result events to status, headers and body
+    is written once, here, and both callers get the same answer.
+    """
+
+    started: bool  #: the head was sent
+    ended: bool  #: the body ended normally
+    aborted: bool  #: the response was cut short
+
+    def start(self, status: int, headers: HeaderList, *, length: int | None = None) -> None:
+        """Send the status and headers (``length``: the whole body's size, if known).
+
+        Raises:
+            BrokenResourceError: the caller has gone.
+            LocalProtocolError: a header HTTP cannot carry.
+        """
+
+    async def write(self, data: bytes | memoryview) -> None:
+        """Send one piece of body (one chunk); may wait for the caller to catch up.
+
+        Raises:
+            BrokenResourceError: the caller has gone.
+        """
+
+    async def end(self) -> None:
+        """End the body normally (raises ``BrokenResourceError`` if the caller has gone)."""
+
+    def abort(self) -> None:
+        """Cut the response short: the caller can tell it did not end normally."""
+
+
 class UrlRelay:
     """Turns one invocation's result events into the client's HTTP response.
 
@@ -121,7 +158,7 @@ class UrlRelay:
     the client's head went out ends the response without its last chunk (truncation).
     """
 
-    def __init__(self, invocation: Invocation, response: Response, duplex: bool) -> None:
+    def __init__(self, invocation: Invocation, response: ResponseSink, duplex: bool) -> None:
         self._inv = invocation
         self._resp = response
         self._duplex = duplex
@@ -132,6 +169,8 @@ class UrlRelay:
         self._closed = False
         self.client_gone = False
         self.truncated = False
+        #: why the runtime's answer could not be sent as HTTP (the caller got a 502)
+        self.invalid: PreludeError | None = None
 
     async def handle(self, event: ResultEvent) -> None:
         """Act on one result event."""
@@ -221,6 +260,7 @@ class UrlRelay:
         await self._send(status, failure.payload)
 
     async def _invalid(self, exc: PreludeError) -> None:
+        self.invalid = exc
         log.warning(
             "invocation %s: invalid response from the runtime: %s", self._inv.request_id, exc
         )
