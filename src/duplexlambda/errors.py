@@ -210,7 +210,7 @@ class HandlerTimeoutError(DuplexLambdaError):
 class InvalidStateTransitionError(DuplexLambdaError):
     """A runtime call out of order (a second ``/response``, ``/error`` after ``/response``).
 
-    The Runtime API answers it with 403 ``InvalidStateTransition`` (runtime-api.md 3.7).
+    The Runtime API answers it with 403 ``InvalidStateTransition`` (docs/runtime-api.md §3.7).
     """
 
     error_type = "InvalidStateTransition"

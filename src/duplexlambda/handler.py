@@ -2,7 +2,7 @@
 
 Handler strings follow awslambdaric: ``module.function`` split at the last dot, ``/`` in the
 module path read as ``.``; ``module:function`` is accepted too. ``LAMBDA_TASK_ROOT`` goes first
-on ``sys.path``. Failures carry the error types Lambda uses (runtime-api.md 10).
+on ``sys.path``. Failures carry the error types Lambda uses (docs/runtime-api.md §10).
 
 Styles:
 

@@ -116,7 +116,8 @@ async def test_duplex_response_bytes_reach_the_client_before_the_upload_ends() -
 
 @pytest.mark.asyncio
 async def test_request_stream_wire_bytes() -> None:
-    """JSON chunk, then an 8-NUL chunk, then the upload, then 0 CRLF CRLF (architecture.md)."""
+    """JSON chunk, then an 8-NUL chunk, then the upload, then 0 CRLF CRLF (docs/runtime-api.md
+    §11.2)."""
     async with running() as emu:
         client = asyncio.ensure_future(call(emu.url, "POST", "/up", body=b"abc"))
         nxt = await next_invocation(emu.runtime_api, stream=True, read_body=False)
@@ -188,7 +189,9 @@ async def test_lambda_mode_keeps_consuming_after_the_client_left() -> None:
             await runtime.send(chunk(b"more"))
             await asyncio.sleep(0.02)
         await runtime.send(b"0\r\n\r\n")
-        assert (await runtime.read_reply()).status == 202  # P14: AWS keeps running
+        assert (
+            await runtime.read_reply()
+        ).status == 202  # docs/runtime-api.md P14: AWS keeps running
         await runtime.close()
 
 
@@ -431,7 +434,8 @@ async def test_bad_prelude_is_502(bad: bytes) -> None:
 
 @pytest.mark.asyncio
 async def test_prelude_never_written_is_a_plain_200() -> None:
-    """Node's P1: the content type announces a prelude, the body is empty."""
+    """Node's pitfall (docs/runtime-api.md P1): the content type announces a prelude, the body is
+    empty."""
     async with running() as emu:
         client = asyncio.ensure_future(call(emu.url, "GET", "/"))
         nxt = await next_invocation(emu.runtime_api)

@@ -1,6 +1,6 @@
 """Faults of the handler, our runtime against the emulator (one loop, real sockets).
 
-Each test is named after its fault. Each checks what the caller sees (runtime-api.md 3.3.3,
+Each test is named after its fault. Each checks what the caller sees (docs/runtime-api.md §3.3.3,
 3.3.4, README "Errors, deadlines, cancellation"), that a well-behaved invocation streaming
 at the same time gets every byte and only its bytes, and that the next invocation works.
 """

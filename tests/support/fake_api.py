@@ -72,7 +72,8 @@ class FakeRuntimeApi:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.next_status: int | None = None
-        #: answer this many /next polls with an empty 204 first (cargo-lambda does, P3)
+        #: answer this many /next polls with an empty 204 first (cargo-lambda does, docs/runtime-
+        #: api.md P3)
         self.idle_204 = 0
         self.address = ""
 

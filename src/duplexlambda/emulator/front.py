@@ -241,7 +241,8 @@ class UrlRelay:
             if self._prelude_seen:
                 await self._invalid(PreludeError("stream ended inside the prelude"))
                 return
-            # A prelude announced but never written (Node P1): AWS answers a plain 200.
+            # A prelude announced but never written (Node, docs/runtime-api.md P1): AWS answers a
+            # plain 200.
             self._start(200, [])
         await self._end()
 

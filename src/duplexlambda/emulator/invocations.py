@@ -36,7 +36,7 @@ from .furl import with_body
 log = logging.getLogger("duplexlambda.emulator")
 
 #: Lambda's payload cap, both ways, for buffered data: 6 MiB + 100 B (RIE MaxPayloadSize,
-#: runtime-api.md 8). Above it a runtime's buffered ``/response`` gets 413.
+#: docs/runtime-api.md §8). Above it a runtime's buffered ``/response`` gets 413.
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100
 #: Result bytes buffered between the runtime and a slow caller before the runtime waits.
 RESULT_HIGH_WATER = 1024 * 1024
@@ -53,7 +53,7 @@ class ResponseState(enum.Enum):
 
 
 _S = ResponseState
-#: The legal moves. ``/error`` is only legal before a response started (runtime-api.md 3.4);
+#: The legal moves. ``/error`` is only legal before a response started (docs/runtime-api.md §3.4);
 #: a failure can end any unfinished state (trailer error, truncation, timeout, exit).
 TRANSITIONS: dict[ResponseState, frozenset[ResponseState]] = {
     _S.NOT_STARTED: frozenset({_S.BUFFERED, _S.STREAMING, _S.FAILED}),
@@ -503,7 +503,7 @@ class Dispatcher:
         return bool(self.in_flight())
 
     def report_init_error(self, failure: Failure) -> None:
-        """Keep an init error and fail what is queued with it (runtime-api.md 3.5)."""
+        """Keep an init error and fail what is queued with it (docs/runtime-api.md §3.5)."""
         self.init_error = failure
         while self._queue:
             self._queue.popleft().fail(failure.error_type, failure.payload)

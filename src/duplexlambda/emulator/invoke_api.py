@@ -1,5 +1,5 @@
 """The Lambda Invoke API on the main port, enough for boto3's ``invoke`` and
-``invoke_with_response_stream`` (runtime-api.md 7).
+``invoke_with_response_stream`` (docs/runtime-api.md §7).
 
 ``POST /2015-03-31/functions/{name}/invocations`` is buffered: a function error still
 answers 200, with ``X-Amz-Function-Error: Unhandled`` and the error JSON as the payload.

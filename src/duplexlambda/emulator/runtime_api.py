@@ -1,8 +1,8 @@
 """The Runtime API, server side: ``/next``, ``/response``, ``/error``, ``/init/error``.
 
-Statuses and JSON bodies follow runtime-api.md 3 and its table 3.7 byte for byte (bodies
+Statuses and JSON bodies follow docs/runtime-api.md §3 and its table §3.7 byte for byte (bodies
 are Go-encoded JSON with a trailing newline, as RIE sends them). The request-stream wire of
-``/next`` (architecture.md "Request streaming") is offered only to a runtime whose ``Accept``
+``/next`` (docs/runtime-api.md §11.2) is offered only to a runtime whose ``Accept``
 names ``application/vnd.duplexlambda.http-request-stream``; every other runtime gets the
 buffered event, so any runtime works.
 """
@@ -83,7 +83,7 @@ def _error_body(error_type: str, message: str) -> bytes:
 
 
 def _too_large_message(limit: int = MAX_PAYLOAD) -> str:
-    # RIE's words for a runtime's body over the cap (runtime-api.md 3.7).
+    # RIE's words for a runtime's body over the cap (docs/runtime-api.md §3.7).
     return f"Exceeded maximum allowed payload size ({limit} bytes)."
 
 
@@ -110,7 +110,8 @@ def _error_report(request: Request, body: bytes) -> tuple[str, bytes]:
     """Error type and caller-facing JSON of an ``/error`` or ``/init/error`` request.
 
     The type is the header's, else the body's ``errorType`` (the Python and Node clients send
-    no header, P13), else ``Runtime.Unknown``. A body that is not a JSON object is replaced by
+    no header, docs/runtime-api.md P13), else ``Runtime.Unknown``. A body that is not a JSON object
+    is replaced by
     a standard error object carrying the type.
     """
     header_type = request.header(ERROR_TYPE_HEADER)
@@ -132,7 +133,7 @@ def _error_report(request: Request, body: bytes) -> tuple[str, bytes]:
 
 
 def _content_type(request: Request) -> str:
-    # Propagated to the caller (runtime-api.md 3.3.1); a runtime that sends none gets
+    # Propagated to the caller (docs/runtime-api.md §3.3.1); a runtime that sends none gets
     # the generic binary type.
     return request.header("content-type") or "application/octet-stream"
 
@@ -324,7 +325,7 @@ class RuntimeApi:
             invocation.remove_closer(response.abort)
 
     def _next_headers(self, invocation: Invocation, content_type: str) -> list[tuple[str, str]]:
-        # Set only when non-empty, with RIE's spelling (runtime-api.md 3.1).
+        # Set only when non-empty, with RIE's spelling (docs/runtime-api.md §3.1).
         candidates = [
             ("Content-Type", content_type),
             ("Lambda-Runtime-Aws-Request-Id", invocation.request_id),
@@ -342,7 +343,8 @@ class RuntimeApi:
     async def _response(self, invocation: Invocation, request: Request, response: Response) -> None:
         mode = request.header(MODE_HEADER)
         if mode is not None and mode != "streaming":
-            # Exactly "streaming", case-sensitive; anything else fails the invoke (P5).
+            # Exactly "streaming", case-sensitive; anything else fails the invoke (docs/runtime-
+            # api.md P5).
             invocation.fail(
                 "Runtime.InvalidResponseModeHeader", message=f"invalid response mode {mode!r}"
             )
@@ -480,7 +482,7 @@ class RuntimeApi:
         if body is None:
             return
         if invocation.state is not ResponseState.NOT_STARTED:
-            # /error is only legal before a response started (runtime-api.md 3.4).
+            # /error is only legal before a response started (docs/runtime-api.md §3.4).
             message = (
                 f"State transition from {invocation.state.value} to FAILED failed for runtime."
                 " Error: State transition is not allowed"

@@ -1,6 +1,6 @@
 """Runs the runtime as a child process with Lambda's environment, and keeps it running.
 
-The child gets the variables a custom runtime reads (runtime-api.md 2). If it dies, what it
+The child gets the variables a custom runtime reads (docs/runtime-api.md §2). If it dies, what it
 was running fails with ``Runtime.ExitError`` and it is started again (with a growing delay
 while it keeps dying at once, e.g. after an init error). After a timeout Lambda recycles the
 environment: ``recycle()`` kills the child, and it is started again straight away. Its
@@ -47,7 +47,7 @@ def runtime_command(handler: str, override: str | None = None) -> list[str]:
 
 
 def lambda_environment(emulator: Emulator, handler: str, task_root: str) -> dict[str, str]:
-    """The environment Lambda gives a runtime (runtime-api.md 2), over ours."""
+    """The environment Lambda gives a runtime (docs/runtime-api.md §2), over ours."""
     config = emulator.config
     stream = f"{time.strftime('%Y/%m/%d')}/[{config.function_version}]{secrets.token_hex(16)}"
     env = dict(os.environ)

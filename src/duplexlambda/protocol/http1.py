@@ -2,7 +2,7 @@
 
 Heads are parsed by httptools (llhttp), which validates them strictly; bodies are framed by
 our own readers so that the chunked hot path runs through the C codec and trailers are kept
-(runtime-api.md 10: aiohttp drops trailers, http.server does not decode chunked at all).
+(docs/runtime-api.md §10: aiohttp drops trailers, http.server does not decode chunked at all).
 """
 
 from __future__ import annotations

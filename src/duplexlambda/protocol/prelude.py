@@ -1,4 +1,4 @@
-"""The JSON + 8 x NUL prelude, both directions (runtime-api.md section 5).
+"""The JSON + 8 x NUL prelude, both directions (docs/runtime-api.md §5).
 
 On the response side a streaming runtime sends, with content type
 ``application/vnd.awslambda.http-integration-response``, a JSON object (status, headers,
