@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import shlex
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -17,6 +22,7 @@ from ..integration.http_client import request
 from ..serve_process import Serve
 from .containers import ASGI_IMAGE, IMAGE, Container, engine_env, leftover_containers, podman
 from .containers import require_image as _require_image
+from .lambda_env import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +205,60 @@ def test_serve_image(image: str) -> None:
     while (left := leftover_containers(prefix)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left
+
+
+def deploy_blocks() -> list[list[str]]:
+    """The README's deploy section: each bash block's commands (comments dropped)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Deploying\n", 1)[1].split("\n## ", 1)[0]
+    blocks = []
+    for block in re.findall(r"```bash\n(.*?)```", section, re.S):
+        lines = [line.split(" #")[0].rstrip() for line in block.splitlines()]
+        blocks.append([line for line in lines if line and not line.startswith("#")])
+    return blocks
+
+
+@pytest.fixture
+def readme_tag(image: str) -> Iterator[str]:
+    """The README's tag (what ``podman build -t duplexlambda-examples`` makes) on the image
+    built here, for the time of the test."""
+    tag = "localhost/duplexlambda-examples:latest"
+    assert podman("tag", image, tag).returncode == 0
+    try:
+        yield tag
+    finally:
+        podman("untag", image, tag)
+
+
+def test_the_readme_image_commands_work_as_written(readme_tag: str) -> None:
+    """Step 2 of the README (``serve --image duplexlambda-examples csv_stats.handler`` and
+    its curl), and the commands for machines like this one, run as written (the ports
+    swapped for free ones); ``bash .ci/image`` itself is what made the image."""
+    steps, here = deploy_blocks()
+    assert steps[:2] == [
+        "docker build -f examples/Dockerfile -t duplexlambda-examples .",
+        "podman build -f examples/Dockerfile -t duplexlambda-examples .",
+    ]
+    assert here[0] == "bash .ci/image"
+    export = here[1].removeprefix("export ").replace("$PWD", str(ROOT))
+    name, _, value = export.partition("=")
+    env = {**engine_env(), name: value}
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env["PATH"]])
+    curl = next(line for line in steps if "curl" in line)
+    for line in (next(line for line in steps if "serve --image" in line), here[2]):
+        argv = shlex.split(line)
+        assert argv[0].endswith("duplexlambda")
+        assert argv[1] == "serve"
+        serve = Serve(*argv[2:], "--port", "0", "--runtime-api-port", "0", cwd=str(ROOT), env=env)
+        try:
+            command = curl.replace("http://127.0.0.1:9000/", serve.url)
+            done = subprocess.run(
+                ["bash", "-c", f"set -o pipefail; {command}"], cwd=ROOT, env=env,
+                capture_output=True, timeout=120, check=False,
+            )  # fmt: skip
+        finally:
+            assert serve.stop() == 0
+        assert done.returncode == 0, done.stderr
+        lines = [json.loads(text) for text in done.stdout.splitlines()]
+        assert [line["type"] for line in lines] == ["progress"] * 6 + ["total"], line
+        assert lines[-1]["rows"] == 300000
