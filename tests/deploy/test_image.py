@@ -207,6 +207,23 @@ def test_serve_image(image: str) -> None:
     assert not left
 
 
+def test_serve_image_runs_the_cmd_and_stops_it_with_sigterm(asgi_image: str) -> None:
+    """No HANDLER: the image's CMD runs (``app:app --asgi``); stopping ``serve`` sends
+    SIGTERM into the container, which reaches the app's lifespan shutdown."""
+    serve = Serve(
+        "--image", asgi_image, "--port", "0", "--runtime-api-port", "0",
+        env={**engine_env(), "DUPLEXLAMBDA_CONTAINER_ENGINE": "podman"},
+    )  # fmt: skip
+    try:
+        serve.wait_for("lifespan startup", serve.err, timeout=60)
+        info = asyncio.run(request(serve.url, path="/info"))
+        assert json.loads(info.body)["uid"] == 993
+    finally:
+        assert serve.stop() == 0
+    assert any("lifespan shutdown" in line for line in serve.err), serve.err
+    assert not any("kill --signal KILL" in line for line in serve.err)
+
+
 def deploy_blocks() -> list[list[str]]:
     """The README's deploy section: each bash block's commands (comments dropped)."""
     text = (ROOT / "README.md").read_text()
