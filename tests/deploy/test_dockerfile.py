@@ -78,7 +78,9 @@ def resolved_bases() -> list[str]:
     for ins in INSTRUCTIONS:
         if ins.keyword == "FROM":
             image = ins.args.split()[0]
-            bases.append(re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args[m[1] or m[2]], image))
+            while "$" in image:  # a default may name an earlier ARG (BUILD_BASE=${BASE})
+                image = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args[m[1] or m[2]], image)
+            bases.append(image)
     return bases
 
 
