@@ -69,6 +69,22 @@ HEAD_TIMEOUT = 10.0
 App = Callable[["Request", "Response"], Awaitable[None]]
 
 
+async def read_whole(read: Callable[[], Awaitable[bytes]], limit: int) -> bytes:
+    """Every piece ``read()`` gives until ``b""``, at most ``limit`` bytes in all.
+
+    Raises:
+        PayloadTooLargeError: the body is longer (``size``: bytes seen, at least limit+1).
+    """
+    parts: list[bytes] = []
+    size = 0
+    while piece := await read():
+        size += len(piece)
+        if size > limit:
+            raise PayloadTooLargeError(f"body over {limit} bytes", size)
+        parts.append(piece)
+    return b"".join(parts)
+
+
 class Body:
     """A request body, delivered piece by piece as the bytes arrive.
 
@@ -160,14 +176,7 @@ class Body:
             PayloadTooLargeError: the body is longer (``size``: bytes seen, at least limit+1).
             BrokenResourceError: as ``read()``.
         """
-        parts: list[bytes] = []
-        size = 0
-        while piece := await self.read():
-            size += len(piece)
-            if size > limit:
-                raise PayloadTooLargeError(f"body over {limit} bytes", size)
-            parts.append(piece)
-        return b"".join(parts)
+        return await read_whole(self.read, limit)
 
     @property
     def reading(self) -> bool:

@@ -17,8 +17,8 @@ from typing import Any
 from duplexlambda.emulator.furl import HeaderList
 from duplexlambda.emulator.invocations import Dispatcher
 from duplexlambda.emulator.runtime_api import RuntimeApi
-from duplexlambda.emulator.server import HttpServer, HttpServerProtocol
-from duplexlambda.errors import BrokenResourceError, PayloadTooLargeError
+from duplexlambda.emulator.server import HttpServer, HttpServerProtocol, read_whole
+from duplexlambda.errors import BrokenResourceError
 from duplexlambda.protocol.http1 import encode_response_head
 from duplexlambda.protocol.runtime_api import RuntimeApiAddress
 from duplexlambda.runtime.connection import ClientConnection
@@ -265,14 +265,8 @@ class MemoryUpload:
         return item
 
     async def read_all(self, limit: int) -> bytes:
-        parts: list[bytes] = []
-        size = 0
-        while piece := await self.read():
-            size += len(piece)
-            if size > limit:
-                raise PayloadTooLargeError(f"body over {limit} bytes", size)
-            parts.append(piece)
-        return b"".join(parts)
+        """The whole body, at most ``limit`` bytes (as the emulator's ``Body.read_all``)."""
+        return await read_whole(self.read, limit)
 
     async def aclose(self) -> None:
         """Stop the pump; a reader still waiting sees the body cut short."""
