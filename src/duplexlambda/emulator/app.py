@@ -43,7 +43,7 @@ class Emulator:
         self._timeout_listeners: list[Callable[[Invocation], None]] = []
         self.dispatcher = Dispatcher(self.config.timeout, on_timeout=self._timed_out)
         self.hub = Hub(self.config, self.dispatcher, self._record)
-        self._front = HttpServer(Front(self.hub), "function url")
+        self._front = HttpServer(Front(self.hub), "function url", half_close=True)
         self._runtime = HttpServer(
             RuntimeApi(self.dispatcher, throttle=self.config.throttle), "runtime api"
         )

@@ -18,6 +18,7 @@ from duplexlambda.errors import (
     BrokenResourceError,
     LocalProtocolError,
     PreludeError,
+    RemoteProtocolError,
 )
 from duplexlambda.protocol.prelude import HTTP_INTEGRATION_RESPONSE, PreludeDecoder
 
@@ -39,17 +40,22 @@ from .invocations import (
     HttpStreamPayload,
     Invocation,
     Payload,
+    Rejected,
     ResultEvent,
     buffer_event,
     error_payload,
 )
-from .server import Request, Response
+from .server import Body, Request, Response
 
 log = logging.getLogger("duplexlambda.emulator")
 
 #: What a caller gets when the runtime's prelude or result object cannot be sent as HTTP.
 INVALID_RESPONSE = "Runtime.InvalidResponse"
+#: What a client gets for an upload whose chunked framing is malformed (400).
+BAD_UPLOAD = "InvalidRequestContentException"
 _JSON = "application/json"
+#: The methods a function URL forwards (the ``Allow`` of a 405 to CONNECT).
+ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
 class Front:
@@ -59,6 +65,12 @@ class Front:
         self._hub = hub
 
     async def __call__(self, request: Request, response: Response) -> None:
+        if request.method == "CONNECT":
+            # A function URL is an origin, never a tunnel; what follows a CONNECT would be
+            # tunnel bytes, so the connection closes after the answer.
+            response.keep_alive = False
+            await response.send(405, [("Allow", ALLOWED_METHODS)])
+            return
         route = invoke_api.match(request.path)
         if route is not None:
             await invoke_api.handle(self._hub, route, request, response)
@@ -70,7 +82,7 @@ class Front:
         invocation = await self._invocation(request, duplex)
         if not invocation.settled:
             self._hub.dispatcher.submit(invocation)
-        relay = UrlRelay(invocation, response, duplex)
+        relay = UrlRelay(invocation, response, duplex, request.body)
         async with cancel_on_disconnect(request, invocation, duplex):
             async for event in invocation.results:
                 await relay.handle(event)
@@ -113,6 +125,10 @@ class Front:
         if not duplex:
             declared = request.header("content-length")
             await buffer_event(invocation, request.body, event, content_type, declared)
+        elif _malformed(request.body):
+            # The upload's framing broke before the function was offered the request: the
+            # client's error, and nothing reaches the function.
+            invocation.reject(400, BAD_UPLOAD, _bad_upload_message(request.body))
         return invocation
 
 
@@ -158,10 +174,17 @@ class UrlRelay:
     the client's head went out ends the response without its last chunk (truncation).
     """
 
-    def __init__(self, invocation: Invocation, response: ResponseSink, duplex: bool) -> None:
+    def __init__(
+        self,
+        invocation: Invocation,
+        response: ResponseSink,
+        duplex: bool,
+        upload: Body | None = None,
+    ) -> None:
         self._inv = invocation
         self._resp = response
         self._duplex = duplex
+        self._upload = upload
         self._collected: list[bytes] | None = None
         self._prelude: PreludeDecoder | None = None
         self._prelude_seen = 0
@@ -175,6 +198,14 @@ class UrlRelay:
     async def handle(self, event: ResultEvent) -> None:
         """Act on one result event."""
         if self._closed:
+            return
+        if (
+            self._upload is not None
+            and _malformed(self._upload)
+            and not self._resp.started
+            and not isinstance(event, Rejected)
+        ):
+            await self._bad_upload(self._upload)
             return
         if isinstance(event, Head):
             await self._on_head(event)
@@ -221,10 +252,10 @@ class UrlRelay:
                 return
             assert decoder.prelude is not None
             status, headers = http_head(decoder.prelude)
+            self._start(status, headers)
         except PreludeError as exc:
             await self._invalid(exc)
             return
-        self._start(status, headers)
         for piece in pieces:
             await self._write(piece)
 
@@ -259,6 +290,14 @@ class UrlRelay:
             return
         status = 504 if failure.error_type == "Sandbox.Timeout" else 502
         await self._send(status, failure.payload)
+
+    async def _bad_upload(self, upload: Body) -> None:
+        """The upload turned malformed while the function ran (its request stream was cut):
+        whatever it answers, the client, which has no response yet, gets 400."""
+        log.warning("invocation %s: malformed upload: %s", self._inv.request_id, upload.error)
+        self._inv.cancel()  # nobody can receive what the function would still send
+        await self._send(400, error_payload(BAD_UPLOAD, _bad_upload_message(upload)))
+        self._closed = True
 
     async def _invalid(self, exc: PreludeError) -> None:
         self.invalid = exc
@@ -316,3 +355,12 @@ class UrlRelay:
         self.client_gone = True
         if self._duplex:
             self._inv.cancel()
+
+
+def _malformed(upload: Body) -> bool:
+    """Whether the client broke the upload's framing (not merely hung up)."""
+    return isinstance(upload.error, RemoteProtocolError)
+
+
+def _bad_upload_message(upload: Body) -> str:
+    return f"malformed request body: {upload.error}"

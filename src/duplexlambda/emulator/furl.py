@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ _TEXT_SUFFIXES = ("+json", "+xml")
 #: Response header fields that would break our own framing of the client response; AWS
 #: moves ``content-length`` aside the same way (docs/runtime-api.md §5.3), we do it for all three.
 _REMAPPED = frozenset({"content-length", "transfer-encoding", "connection"})
+#: A field name is a token (RFC 9110 5.1, 5.6.2); a value is made of octets, i.e. Latin-1.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_LATIN1 = re.compile(r"[\x00-\xff]*")
 
 
 def _clf_time(epoch_ms: int) -> str:
@@ -49,11 +53,20 @@ def _clf_time(epoch_ms: int) -> str:
     )
 
 
+def _field_text(value: bytes) -> str:
+    """A request field value as sent: UTF-8 when it is valid UTF-8 (what clients send for
+    non-ASCII text), else its octets as Latin-1 (RFC 9110 5.5 obs-text)."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 def _event_headers(headers: Headers) -> tuple[dict[str, str], list[str]]:
     """Lower-case names, repeated fields comma-joined, cookies split out."""
     joined: dict[str, list[str]] = {}
     for name, value in headers:
-        joined.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        joined.setdefault(name.decode("latin-1").lower(), []).append(_field_text(value))
     cookies = [c.strip() for v in joined.pop("cookie", []) for c in v.split(";") if c.strip()]
     return {name: ",".join(values) for name, values in joined.items()}, cookies
 
@@ -176,12 +189,15 @@ def _field_value(name: str, value: object) -> str:
         text = str(value)
         if any(c in text for c in "\r\n\x00"):
             raise PreludeError(f"header {name!r} has CR, LF or NUL in its value")
+        if not _LATIN1.fullmatch(text):
+            # JSON holds any character, an HTTP field value only octets (RFC 9110 5.5).
+            raise PreludeError(f"header {name!r} has a character outside Latin-1 in its value")
         return text
     raise PreludeError(f"header {name!r} has a value of type {type(value).__name__}")
 
 
 def _field_name(name: object) -> str:
-    if not isinstance(name, str) or not name or any(c in name for c in " \t:\r\n\x00"):
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
         raise PreludeError(f"invalid header name {name!r}")
     if name.lower() in _REMAPPED:
         return "x-amzn-remapped-" + name.lower()
@@ -203,12 +219,14 @@ def http_head(meta: Mapping[str, Any]) -> tuple[int, HeaderList]:
     ``headers``, and each of ``cookies`` as a ``Set-Cookie`` field.
 
     Raises:
-        PreludeError: a status outside 100-599, or headers that could not be sent safely.
+        PreludeError: a status outside 200-599, or headers that could not be sent safely.
     """
     status = meta.get("statusCode", 200)
     if isinstance(status, str) and status.isdigit():
         status = int(status)
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+    # A 1xx is interim: the client would take the answer to its next request as the final
+    # one. A function cannot send one (Runtime.InvalidResponse, like any unmappable answer).
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
         raise PreludeError(f"invalid statusCode {status!r}")
     fields: HeaderList = []
     headers = meta.get("headers") or {}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import time
 from collections import deque
@@ -234,6 +235,7 @@ class Response:
         self._chunked = False
         self._encoder: PyChunkEncoder | None = None
         self._head_only = request.method == "HEAD"
+        self._no_body = False  # a status that carries none (set by start)
         # HTTP/1.0 has no chunked coding: such a body ends with the connection.
         self._close_delimited = request.http_version == "1.0"
         self.keep_alive = request.keep_alive and not self._close_delimited
@@ -254,7 +256,11 @@ class Response:
         if self.started:
             raise RuntimeError("response already started")
         fields: list[tuple[bytes | str, bytes | str]] = list(headers)
-        if length is not None:
+        if _bodiless(status):
+            # 1xx, 204, 304: no body and no framing header (RFC 9112 6.3): a chunked 204
+            # would end with a last-chunk that the client reads as its next response.
+            self._no_body = True
+        elif length is not None:
             fields.append(("Content-Length", str(length)))
         elif self._close_delimited:
             self.keep_alive = False
@@ -262,6 +268,8 @@ class Response:
             self._chunked = True
             self._encoder = ChunkEncoder()
             fields.append(("Transfer-Encoding", "chunked"))
+        if self._conn.half_closed:
+            self.keep_alive = False  # the last answer on this connection
         if not self.keep_alive:
             fields.append(("Connection", "close"))
         head = encode_response_head(status, fields, _reason(status))
@@ -275,7 +283,7 @@ class Response:
         if not data:
             return
         self.bytes_sent += len(data)
-        if not self._head_only:
+        if not (self._head_only or self._no_body):
             self._conn.write(self._encoder.data(data) if self._encoder else data)
         await self._conn.drain()
 
@@ -296,6 +304,36 @@ class Response:
         """Close the connection now (what was written is still flushed first)."""
         self.aborted = True
         self._conn.close()
+
+
+#: ``Host: uri-host [":" port]`` (RFC 9110 7.2, RFC 3986 3.2.2): an IP literal, or a reg-name
+#: (which may be empty); no userinfo, path or whitespace.
+_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(:[0-9]*)?")
+
+
+def _target_or_host_error(head: RequestHead) -> str | None:
+    """Why a request's target or ``Host`` is refused (400), or None.
+
+    Only origin-form targets are served (and CONNECT's authority-form, which the app
+    refuses with 405): the servers are origins, never proxies, so an absolute-form target
+    (whose authority RFC 9112 3.2.2 says would replace Host) and ``OPTIONS *`` are refused.
+    An HTTP/1.1 request needs exactly one valid ``Host`` (RFC 9112 3.2: 400 otherwise).
+    """
+    if head.method != b"CONNECT" and not head.target.startswith(b"/"):
+        return f"request target {head.target[:100]!r} is not a path (origin-form)"
+    hosts = head.headers.get_all(b"host")
+    if len(hosts) > 1:
+        return "more than one Host field"
+    if not hosts and head.http_version != "1.0":
+        return "no Host field"
+    if hosts and not _HOST.fullmatch(hosts[0]):
+        return f"invalid Host {hosts[0][:100]!r}"
+    return None
+
+
+def _bodiless(status: int) -> bool:
+    """Statuses that never carry a body (RFC 9110 15.2, 15.3.5, 15.4.5)."""
+    return status < 200 or status in (204, 304)
 
 
 def _reason(status: int) -> bytes:
@@ -322,6 +360,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._lost = False
         self.peer: tuple[str, int] = ("", 0)
         self._head_timer: asyncio.TimerHandle | None = None
+        self.half_closed = False  #: the client sent EOF after a whole request
 
     # --- asyncio callbacks ----------------------------------------------------------------
 
@@ -351,7 +390,21 @@ class HttpServerProtocol(asyncio.Protocol):
                 self.pause_reading_for("pipelined")
 
     def eof_received(self) -> bool:
-        # A client that half-closes is treated as gone: close, and connection_lost follows.
+        # A client may half-close once its request is whole (RFC 9112 9.6: "nothing more to
+        # send"): where the server allows it, that request is still answered, with
+        # "Connection: close", then the connection closes. A full close looks the same here,
+        # so once the answer has started an EOF means the client is gone (close now, and
+        # connection_lost follows), as does an EOF inside a head or a body.
+        request, response = self._request, self._response
+        if (
+            self._server.half_close
+            and request is not None
+            and response is not None
+            and request.body.done
+            and not response.started
+        ):
+            self.half_closed = True
+            return True
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -436,6 +489,9 @@ class HttpServerProtocol(asyncio.Protocol):
         rest = self._heads.rest
         if len(head.target) > MAX_URL:
             self._reject(414, "URI Too Long", f"request target of {len(head.target)} bytes")
+            return
+        if (refusal := _target_or_host_error(head)) is not None:
+            self._reject(400, "Bad Request", refusal)
             return
         try:
             reader = body_reader(head)
@@ -552,11 +608,17 @@ class HttpServerProtocol(asyncio.Protocol):
 
 
 class HttpServer:
-    """A listening socket whose connections all run ``app``; ``close()`` stops it cleanly."""
+    """A listening socket whose connections all run ``app``; ``close()`` stops it cleanly.
 
-    def __init__(self, app: App, name: str) -> None:
+    With ``half_close``, a client that half-closes after a whole request is answered before
+    the connection closes; without it (the Runtime API, where an EOF on a ``/next`` poll
+    must free the invocation at once) any EOF means the client is gone.
+    """
+
+    def __init__(self, app: App, name: str, *, half_close: bool = False) -> None:
         self.app = app
         self.name = name
+        self.half_close = half_close
         self.connections: set[HttpServerProtocol] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None

@@ -156,6 +156,7 @@ class HeadReader:
         """Add ``data``; return the head when the blank line that ends it has arrived."""
         start = max(0, len(self._buf) - 3)
         self._buf += data
+        self._refuse_bare_lf(start)
         end = self._buf.find(b"\r\n\r\n", start)
         if end < 0:
             if len(self._buf) > self._max:
@@ -167,6 +168,17 @@ class HeadReader:
         head, self.rest = bytes(self._buf[:end]), bytes(self._buf[end:])
         self._buf = bytearray()
         return self._parse(head)
+
+    def _refuse_bare_lf(self, start: int) -> None:
+        """A head with an LF not after a CR never ends (we wait for CRLFCRLF): refuse it at
+        once rather than at a timeout (RFC 9112 2.2 allows either, llhttp refuses it too)."""
+        lf = self._buf.find(b"\n", start)
+        head_end = self._buf.find(b"\r\n\r\n", start)
+        limit = len(self._buf) if head_end < 0 else head_end + 4  # the body may hold any LF
+        while 0 <= lf < limit:
+            if lf == 0 or self._buf[lf - 1] != 0x0D:
+                raise RemoteProtocolError("malformed HTTP head: bare LF")
+            lf = self._buf.find(b"\n", lf + 1)
 
     def _parse(self, head: bytes) -> RequestHead | ResponseHead:
         sink = _Collector()

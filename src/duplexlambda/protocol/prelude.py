@@ -22,6 +22,10 @@ from ._types import Buffer
 DELIMITER = b"\x00" * 8
 #: A prelude larger than this is rejected (API Gateway wants it in the first 16 KB).
 MAX_PRELUDE = 64 * 1024
+#: The request stream's "prelude" is the function-URL event without its body: it may be as
+#: large as any event Lambda delivers, i.e. the buffered payload cap, 6 MiB + 100 B
+#: (docs/runtime-api.md §8), so that every request lambda mode serves is served on this wire too.
+MAX_REQUEST_PRELUDE = 6 * 1024 * 1024 + 100
 
 HTTP_INTEGRATION_RESPONSE = "application/vnd.awslambda.http-integration-response"
 HTTP_REQUEST_STREAM = "application/vnd.duplexlambda.http-request-stream"

@@ -18,7 +18,7 @@ import msgspec
 from duplexlambda.context import LambdaContext
 from duplexlambda.errors import DuplexLambdaError
 from duplexlambda.handler import Style
-from duplexlambda.protocol.prelude import HTTP_REQUEST_STREAM, PreludeDecoder
+from duplexlambda.protocol.prelude import HTTP_REQUEST_STREAM, MAX_REQUEST_PRELUDE, PreludeDecoder
 from duplexlambda.protocol.runtime_api import InvocationHead
 from duplexlambda.runtime.connection import ClientConnection
 from duplexlambda.runtime.request import BodySource, BytesSource, NextBody, Request, http_info
@@ -133,7 +133,7 @@ class ServedInvocation:
         self.source = BytesSource(plain_body(self.event) if info else payload)
 
     async def _read_stream_prelude(self) -> None:
-        decoder = PreludeDecoder()
+        decoder = PreludeDecoder(MAX_REQUEST_PRELUDE)
         first: list[memoryview] = []
         while not decoder.complete:
             piece = await self.next_body.next_piece()
