@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeAlias
 
+from duplexlambda.protocol._types import Buffer
 from duplexlambda.protocol.chunked import (
     IMPL,
     IMPORT_ERROR,
@@ -63,7 +64,6 @@ MEMCPY = "memcpy baseline"
 C_DECODER = "duplexlambda C"
 HTTPTOOLS = "httptools (llhttp)"
 
-Piece: TypeAlias = bytes | bytearray | memoryview
 Run: TypeAlias = Callable[[], object]
 
 
@@ -134,7 +134,7 @@ def frame(chunks: Sequence[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def digest(data: Piece) -> bytes:
+def digest(data: Buffer) -> bytes:
     return hashlib.blake2b(data).digest()
 
 
@@ -149,7 +149,7 @@ class Sink:
     def __init__(self) -> None:
         self.total = 0
 
-    def add(self, piece: Piece) -> None:
+    def add(self, piece: Buffer) -> None:
         self.total += len(piece)
 
 
@@ -162,7 +162,7 @@ class HashingSink(Sink):
         super().__init__()
         self._hash = hashlib.blake2b()
 
-    def add(self, piece: Piece) -> None:
+    def add(self, piece: Buffer) -> None:
         self.total += len(piece)
         self._hash.update(piece)
 

@@ -136,7 +136,7 @@ class Harness:
     def forget_init_error(self) -> None:
         """An input may have posted ``/runtime/init/error`` as a runtime would: the emulator
         then fails invocations with it until a runtime polls ``/next`` afresh (by design,
-        runtime-api.md 3.5). Our runtime is already polling: clear it as a restart would."""
+        docs/runtime-api.md §3.5). Our runtime is already polling: clear it as a restart would."""
         done = threading.Event()
 
         def clear() -> None:

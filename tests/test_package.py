@@ -26,7 +26,8 @@ def _run_python(code: str, **env: str) -> str:
 
 
 def test_protocol_layer_never_imports_asyncio() -> None:
-    # architecture.md: protocol/ is sans-I/O; it must not pull in asyncio, sockets or clocks.
+    # docs/architecture.md (imports): protocol/ is sans-I/O; it must not pull in asyncio, sockets or
+    # clocks.
     out = _run_python(
         "import sys, duplexlambda.protocol.chunked, duplexlambda.protocol.prelude;"
         "print(sorted(m for m in ('asyncio', 'socket', 'selectors') if m in sys.modules))"

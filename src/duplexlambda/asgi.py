@@ -9,7 +9,7 @@ What the bridge does, and why:
 * One invocation is one ASGI ``http`` scope, built from the function-URL / API Gateway event
   (payload format 2.0 or 1.0). The app runs on the runtime's event loop, the same loop for
   every warm invocation: Mangum 0.20 calls ``asyncio.run`` per invocation, which kills the
-  clients an app opened at startup (landscape.md G.40).
+  clients an app opened at startup (docs/design-notes.md G.40).
 * ``receive()`` returns ``http.request`` messages as the request body arrives; on the
   emulator's duplex wire that is while the client is still uploading.
 * ``http.response.start`` is held until the first ``http.response.body``: status, headers

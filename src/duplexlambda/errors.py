@@ -2,8 +2,9 @@
 
 Protocol errors split by who broke the protocol (as h11 does): ``LocalProtocolError`` when we
 were asked to send something invalid, ``RemoteProtocolError`` when the peer sent it. Stream
-errors follow trio's Busy / Closed / Broken resource errors. Classes whose instances reach the
-Lambda service carry the ``error_type`` string it expects.
+errors follow trio's Busy / Closed / Broken resource errors (``SingleReader`` is the guard every
+stream raises ``BusyResourceError`` through). Classes whose instances reach the Lambda service
+carry the ``error_type`` string it expects.
 """
 
 from __future__ import annotations
@@ -29,13 +30,28 @@ class RemoteProtocolError(ProtocolError):
     """The peer sent something the protocol does not allow."""
 
 
+class HeadTooLargeError(RemoteProtocolError):
+    """A message head over the size limit or with too many header fields.
+
+    A server answers it with 431 Request Header Fields Too Large (RFC 6585 section 5); any
+    other malformed head is a plain ``RemoteProtocolError`` (400).
+    """
+
+
 # --- chunked transfer coding (RFC 9112 section 7.1) ----------------------------------------
 
 
 class ChunkedEncodingError(RemoteProtocolError):
-    """Malformed chunked body. ``code`` is the C codec's status (``DL_E_*``, negative)."""
+    """Malformed chunked body.
+
+    ``code`` is the decoder's status for it: the one place these numbers are written in
+    Python. ``protocol/_chunked_py.py`` names them ``E_*``, and tests/protocol hold them equal
+    to ``DL_E_*`` in csrc/chunked.h (``TruncatedBodyError`` has no C code: C never sees EOF).
+    ``message`` is the text every instance raised by a decoder carries.
+    """
 
     code: ClassVar[int] = 0
+    message: ClassVar[str] = "malformed chunked body"
 
     def __init__(self, message: str, data: list[memoryview] | None = None) -> None:
         super().__init__(message)
@@ -47,54 +63,63 @@ class BadChunkSizeError(ChunkedEncodingError):
     """The chunk-size is not 1*HEXDIG, or is followed by something other than BWS / ``;``."""
 
     code = -1
+    message = "invalid chunk-size (expected hex digits)"
 
 
 class ChunkSizeOverflowError(ChunkedEncodingError):
     """A chunk-size of more than 16 hex digits, or of 2**63 or more."""
 
     code = -2
+    message = "chunk-size overflow (more than 16 hex digits, or 2**63 or more)"
 
 
 class LineTooLongError(ChunkedEncodingError):
     """A chunk-size line or trailer line longer than the limit."""
 
     code = -3
+    message = "chunk-size or trailer line too long"
 
 
 class BadLineEndingError(ChunkedEncodingError):
     """A line, or a chunk's data, not followed by CRLF."""
 
     code = -4
+    message = "missing CRLF"
 
 
 class BadChunkExtensionError(ChunkedEncodingError):
     """A control character inside a chunk extension."""
 
     code = -5
+    message = "control character in chunk extension"
 
 
 class BadTrailerError(ChunkedEncodingError):
     """A trailer line that is not ``field-name ":" OWS field-value OWS``."""
 
     code = -6
+    message = "malformed trailer field"
 
 
 class TrailersTooLargeError(ChunkedEncodingError):
     """More trailer fields, or trailer bytes, than the limits allow."""
 
     code = -7
+    message = "too many trailer fields or trailer bytes"
 
 
 class DataAfterEndError(ChunkedEncodingError):
     """Bytes were fed after the chunked body had ended."""
 
     code = -8
+    message = "data after the end of the chunked body"
 
 
 class TruncatedBodyError(ChunkedEncodingError):
     """The input ended (EOF) before the terminating last-chunk and CRLF."""
 
     code = -9
+    message = "chunked body truncated before its last-chunk"
 
 
 CHUNKED_ERRORS: dict[int, type[ChunkedEncodingError]] = {
@@ -112,22 +137,11 @@ CHUNKED_ERRORS: dict[int, type[ChunkedEncodingError]] = {
     )
 }
 
-CHUNKED_MESSAGES: dict[int, str] = {
-    -1: "invalid chunk-size (expected hex digits)",
-    -2: "chunk-size overflow (more than 16 hex digits, or 2**63 or more)",
-    -3: "chunk-size or trailer line too long",
-    -4: "missing CRLF",
-    -5: "control character in chunk extension",
-    -6: "malformed trailer field",
-    -7: "too many trailer fields or trailer bytes",
-    -8: "data after the end of the chunked body",
-    -9: "chunked body truncated before its last-chunk",
-}
-
 
 def chunked_error(code: int, data: list[memoryview] | None = None) -> ChunkedEncodingError:
     """Build the exception for a decoder status code (shared by the C and Python twins)."""
-    return CHUNKED_ERRORS[code](CHUNKED_MESSAGES[code], data)
+    cls = CHUNKED_ERRORS[code]
+    return cls(cls.message, data)
 
 
 # --- the JSON + 8 x NUL prelude ---------------------------------------------------------------
@@ -142,6 +156,29 @@ class PreludeError(RemoteProtocolError):
 
 class BusyResourceError(DuplexLambdaError):
     """Another task is already reading (or writing) this stream."""
+
+
+class SingleReader:
+    """The one-reader-at-a-time rule of every stream here, as a guard: ``with guard:`` around
+    one read. Entering it while another task is inside raises ``BusyResourceError``.
+
+    Kept with the exception it raises so that the runtime and the emulator, which may not
+    import each other, share it (docs/architecture.md#imports).
+    """
+
+    __slots__ = ("_what", "busy")
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self.busy = False  #: True while a read is in progress
+
+    def __enter__(self) -> None:
+        if self.busy:
+            raise BusyResourceError(f"another task is reading this {self._what}")
+        self.busy = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.busy = False
 
 
 class ClosedResourceError(DuplexLambdaError):
@@ -173,7 +210,7 @@ class HandlerTimeoutError(DuplexLambdaError):
 class InvalidStateTransitionError(DuplexLambdaError):
     """A runtime call out of order (a second ``/response``, ``/error`` after ``/response``).
 
-    The Runtime API answers it with 403 ``InvalidStateTransition`` (runtime-api.md 3.7).
+    The Runtime API answers it with 403 ``InvalidStateTransition`` (docs/runtime-api.md §3.7).
     """
 
     error_type = "InvalidStateTransition"

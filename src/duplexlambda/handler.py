@@ -2,14 +2,16 @@
 
 Handler strings follow awslambdaric: ``module.function`` split at the last dot, ``/`` in the
 module path read as ``.``; ``module:function`` is accepted too. ``LAMBDA_TASK_ROOT`` goes first
-on ``sys.path``. Failures carry the error types Lambda uses (runtime-api.md 10).
+on ``sys.path``. Failures carry the error types Lambda uses (docs/runtime-api.md §10).
 
 Styles:
 
 * ``async def handler(req, res)`` — duplex: the request and the response are streams.
-* ``def handler(event, context)`` — buffered, as awslambdaric: the return value is JSON-encoded
-  (``bytes`` / ``str`` are sent as they are). An ``async def`` is buffered when decorated with
-  ``@duplexlambda.buffered``.
+* ``def handler(event, context)`` — buffered, as awslambdaric: the return value is sent
+  JSON-encoded (``application/json``; a ``str`` too, as a JSON string), except ``bytes`` /
+  ``bytearray`` / ``memoryview``, which are sent as they are (``application/unknown``); see
+  ``runtime/loop.py`` ``_marshal``. An ``async def`` is buffered when decorated with
+  ``@duplexlambda.handler.buffered``.
 * ``async def handler(event, res, context)`` — response streaming only (Node's
   ``streamifyResponse`` style).
 """

@@ -46,12 +46,13 @@ from typing import Any, Protocol, TypeVar, overload
 import msgspec
 
 from duplexlambda.errors import DuplexLambdaError
+from duplexlambda.protocol._types import Buffer
 from duplexlambda.sse import Event, encode_comment, encode_event, error_event
 
 __all__ = [
-    "BytesLike",
     "Consumer",
     "LineTooLongError",
+    "RecordTooLongError",
     "StreamDecodeError",
     "Transform",
     "UnsupportedContentEncoding",
@@ -74,7 +75,6 @@ __all__ = [
 
 R = TypeVar("R")
 
-BytesLike = bytes | bytearray | memoryview
 #: A stage: takes the upstream async iterator, returns the downstream one.
 Transform = Callable[[AsyncIterator[Any]], AsyncIterator[Any]]
 #: A sink that consumes the last iterator and returns a result.
@@ -92,8 +92,13 @@ class StreamDecodeError(DuplexLambdaError, ValueError):
     """A transform's input is not what it decodes (bad gzip, base64, JSON or CSV)."""
 
 
-class LineTooLongError(StreamDecodeError):
-    """A line or record grew past the transform's limit before it ended."""
+class RecordTooLongError(StreamDecodeError):
+    """A line or CSV record grew past the splitter's limit before it ended."""
+
+
+#: The former name of ``RecordTooLongError`` (docs/examples.md used it), kept so that code that
+#: catches it still does. Not ``duplexlambda.errors.LineTooLongError``, the chunked codec's.
+LineTooLongError = RecordTooLongError
 
 
 class UnsupportedContentEncoding(DuplexLambdaError, ValueError):
@@ -114,8 +119,8 @@ async def _from_sync(items: Iterable[Any]) -> AsyncIterator[Any]:
         yield item
 
 
-def _source_iterator(source: AsyncIterable[Any] | Iterable[Any] | BytesLike) -> AsyncIterator[Any]:
-    if isinstance(source, bytes | bytearray | memoryview | str):
+def _source_iterator(source: AsyncIterable[Any] | Iterable[Any] | Buffer) -> AsyncIterator[Any]:
+    if isinstance(source, Buffer | str):
         return _from_sync([source])  # one item, not its bytes one by one
     if isinstance(source, AsyncIterable):
         return aiter(source)
@@ -124,7 +129,7 @@ def _source_iterator(source: AsyncIterable[Any] | Iterable[Any] | BytesLike) -> 
 
 @overload
 async def pipeline(
-    source: AsyncIterable[Any] | Iterable[Any] | BytesLike,
+    source: AsyncIterable[Any] | Iterable[Any] | Buffer,
     *transforms: Transform,
     sink: Consumer[R],
 ) -> R: ...
@@ -132,7 +137,7 @@ async def pipeline(
 
 @overload
 async def pipeline(
-    source: AsyncIterable[Any] | Iterable[Any] | BytesLike,
+    source: AsyncIterable[Any] | Iterable[Any] | Buffer,
     *transforms: Transform,
     sink: Writer,
 ) -> None: ...
@@ -140,13 +145,13 @@ async def pipeline(
 
 @overload
 async def pipeline(
-    source: AsyncIterable[Any] | Iterable[Any] | BytesLike,
+    source: AsyncIterable[Any] | Iterable[Any] | Buffer,
     *stages: Transform | Writer | Consumer[Any],
 ) -> Any: ...
 
 
 async def pipeline(
-    source: AsyncIterable[Any] | Iterable[Any] | BytesLike,
+    source: AsyncIterable[Any] | Iterable[Any] | Buffer,
     *stages: Transform | Writer | Consumer[Any],
     sink: Writer | Consumer[Any] | None = None,
 ) -> Any:
@@ -222,7 +227,7 @@ def tap(callback: Callable[[Any], object]) -> Transform:
     return tapped
 
 
-def _as_bytes(item: BytesLike | str) -> bytes:
+def _as_bytes(item: Buffer | str) -> bytes:
     if isinstance(item, str):
         return item.encode("utf-8")
     return bytes(item)
@@ -241,7 +246,7 @@ def gzip_compress(level: int = 6) -> Transform:
     items produce nothing. ``str`` items are UTF-8 encoded.
     """
 
-    async def compress(items: AsyncIterator[BytesLike | str]) -> AsyncIterator[bytes]:
+    async def compress(items: AsyncIterator[Buffer | str]) -> AsyncIterator[bytes]:
         deflater = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
         async for item in items:
             data = _as_bytes(item)
@@ -301,7 +306,7 @@ def gzip_decompress(*, max_chunk: int = 64 * 1024) -> Transform:
         StreamDecodeError: not gzip/zlib, a bad checksum, or input ending inside a member.
     """
 
-    async def decompress(items: AsyncIterator[BytesLike]) -> AsyncIterator[bytes]:
+    async def decompress(items: AsyncIterator[Buffer]) -> AsyncIterator[bytes]:
         inflater = _Inflater(max_chunk)
         async for item in items:
             for out in inflater.feed(bytes(item)):
@@ -319,7 +324,7 @@ def base64_encode(*, urlsafe: bool = False) -> Transform:
     up to 2 bytes wait for the next item, padding comes at the end."""
     alphabet = bytes.maketrans(b"+/", b"-_") if urlsafe else None
 
-    async def encode(items: AsyncIterator[BytesLike | str]) -> AsyncIterator[bytes]:
+    async def encode(items: AsyncIterator[Buffer | str]) -> AsyncIterator[bytes]:
         carry = b""
         async for item in items:
             data = carry + _as_bytes(item)
@@ -347,7 +352,7 @@ def base64_decode(*, urlsafe: bool = False) -> Transform:
     """
     alphabet = bytes.maketrans(b"-_", b"+/") if urlsafe else None
 
-    async def decode(items: AsyncIterator[BytesLike | str]) -> AsyncIterator[bytes]:
+    async def decode(items: AsyncIterator[Buffer | str]) -> AsyncIterator[bytes]:
         carry = b""
         total = 0
         async for item in items:
@@ -384,16 +389,16 @@ def split_lines(*, keepends: bool = False, max_line: int = 1024 * 1024) -> Trans
 
     Args:
         keepends: keep the line ending on each line.
-        max_line: the longest line held (bytes) before ``LineTooLongError``.
+        max_line: the longest line held (bytes) before ``RecordTooLongError``.
     """
 
-    async def split(items: AsyncIterator[BytesLike]) -> AsyncIterator[bytes]:
+    async def split(items: AsyncIterator[Buffer]) -> AsyncIterator[bytes]:
         carry = b""
         async for item in items:
             data = carry + bytes(item) if carry else bytes(item)
             *lines, carry = data.split(b"\n")
             if len(carry) > max_line:
-                raise LineTooLongError(f"a line is longer than {max_line} bytes")
+                raise RecordTooLongError(f"a line is longer than {max_line} bytes")
             for line in lines:
                 if keepends:
                     yield line + b"\n"
@@ -411,7 +416,7 @@ def ndjson(*, skip_invalid: bool = False, max_line: int = 1024 * 1024) -> Transf
 
     Args:
         skip_invalid: skip lines that are not JSON instead of raising.
-        max_line: the longest line held before ``LineTooLongError``.
+        max_line: the longest line held before ``RecordTooLongError``.
 
     Raises:
         StreamDecodeError: a line that is not JSON (its line number in the message).
@@ -419,7 +424,7 @@ def ndjson(*, skip_invalid: bool = False, max_line: int = 1024 * 1024) -> Transf
     lines_of = split_lines(max_line=max_line)
     decoder = msgspec.json.Decoder()
 
-    async def decode(items: AsyncIterator[BytesLike]) -> AsyncIterator[Any]:
+    async def decode(items: AsyncIterator[Buffer]) -> AsyncIterator[Any]:
         lines = lines_of(items)
         try:
             number = 0
@@ -505,7 +510,7 @@ class _CsvSplitter:
         del buf[:end]
         self._pos = pos - end
         if len(buf) > self._max:
-            raise LineTooLongError(f"a CSV record is longer than {self._max} bytes")
+            raise RecordTooLongError(f"a CSV record is longer than {self._max} bytes")
         return records
 
     def rest(self) -> bytes:
@@ -538,7 +543,7 @@ def csv_records(
         quotechar: one ASCII character.
         encoding: of the bytes (records are decoded whole, so multibyte characters may be
             split across chunks).
-        max_record: the longest record held before ``LineTooLongError``.
+        max_record: the longest record held before ``RecordTooLongError``.
 
     Raises:
         StreamDecodeError: undecodable bytes, or the input ends inside a quoted field.
@@ -560,7 +565,7 @@ def csv_records(
         except csv.Error as exc:
             raise StreamDecodeError(f"invalid CSV: {exc}") from None
 
-    async def split(items: AsyncIterator[BytesLike]) -> AsyncIterator[list[str]]:
+    async def split(items: AsyncIterator[Buffer]) -> AsyncIterator[list[str]]:
         splitter = _CsvSplitter(delimiter, quotechar, max_record)
         first = True
         async for item in items:

@@ -17,18 +17,13 @@ import pytest
 from starlette.applications import Starlette
 
 from duplexlambda.asgi import asgi
-from duplexlambda.pytest_plugin import LambdaClientFactory
 from duplexlambda.testing import InitError, LambdaClient
+from duplexlambda.testing.plugin import LambdaClientFactory
 
+from ..support.emulated import paced
 from .apps import Journal, fastapi_app, multipart, raw_app, recording, starlette_app
 
 pytestmark = pytest.mark.asyncio
-
-
-async def slow_body(pieces: list[bytes], gap: float) -> AsyncIterator[bytes]:
-    for piece in pieces:
-        yield piece
-        await asyncio.sleep(gap)
 
 
 @pytest.fixture
@@ -155,7 +150,9 @@ async def test_upload_is_read_while_it_is_sent(
 ) -> None:
     client = await lambda_client(asgi(starlette_app(journal)))
     pieces = [b"alpha ", b"beta ", b"gamma ", b"delta"]
-    async with client.stream("POST", "/upload-echo", body=slow_body(pieces, 0.15)) as resp:
+    async with client.stream(
+        "POST", "/upload-echo", body=paced(pieces, 0.15, pause_after_last=True)
+    ) as resp:
         first = await anext(resp)
         first_at = time.monotonic()
         assert resp.upload_finished_at is None  # the upload is still going on
@@ -171,7 +168,9 @@ async def test_multipart_form_upload(lambda_client: LambdaClientFactory, journal
     content = bytes(range(256)) * 2048  # 512 KiB of binary data
     ctype, body = multipart("holiday", "photo.bin", content)
     pieces = [body[i : i + 128 * 1024] for i in range(0, len(body), 128 * 1024)]
-    resp = await client.post("/form", body=slow_body(pieces, 0.05), headers={"content-type": ctype})
+    resp = await client.post(
+        "/form", body=paced(pieces, 0.05, pause_after_last=True), headers={"content-type": ctype}
+    )
     assert resp.status == 200, resp.body
     assert resp.json() == {
         "field": "holiday",

@@ -17,8 +17,8 @@ import pytest_asyncio
 
 from duplexlambda.protocol.prelude import DELIMITER
 
-from ..integration.http_client import request
-from ..runtime.fake_api import FakeRuntimeApi, Invocation
+from ..support.fake_api import FakeRuntimeApi, Invocation
+from ..support.wire import request
 
 pytestmark = pytest.mark.asyncio
 

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from duplexlambda.asgi import asgi
-from duplexlambda.pytest_plugin import EmulatorFactory
+from duplexlambda.testing.plugin import EmulatorFactory
 
-from ..integration.http_client import request
+from ..support.wire import request
 from .apps import Journal, fastapi_app, multipart, recording, starlette_app
 
 pytestmark = pytest.mark.asyncio

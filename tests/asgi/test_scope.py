@@ -12,8 +12,8 @@ import pytest
 
 from duplexlambda.asgi import ASGIHandler, UnsupportedEvent, asgi, http_scope
 from duplexlambda.handler import Style, own_lifecycle, style_of
-from duplexlambda.pytest_plugin import LambdaClientFactory
 from duplexlambda.runtime.request import BytesSource, Request, http_info
+from duplexlambda.testing.plugin import LambdaClientFactory
 
 from .apps import raw_app
 

@@ -16,8 +16,8 @@ import pytest
 
 from duplexlambda.handler import load_handler
 
-from ..integration.http_client import request
-from ..serve_process import Serve
+from ..support.serve_process import Serve
+from ..support.wire import request
 from .lambda_env import EXAMPLES, ROOT, lambda_env
 
 DOCKERFILE = EXAMPLES / "Dockerfile"
@@ -78,7 +78,9 @@ def resolved_bases() -> list[str]:
     for ins in INSTRUCTIONS:
         if ins.keyword == "FROM":
             image = ins.args.split()[0]
-            bases.append(re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args[m[1] or m[2]], image))
+            while "$" in image:  # a default may name an earlier ARG (BUILD_BASE=${BASE})
+                image = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args[m[1] or m[2]], image)
+            bases.append(image)
     return bases
 
 

@@ -34,8 +34,8 @@ from duplexlambda.package import (
     required_glibc,
 )
 
-from ..integration.http_client import request
-from ..serve_process import Serve
+from ..support.serve_process import Serve
+from ..support.wire import request
 from .lambda_env import EXAMPLES, ROOT, bare_python, lambda_env, write_script
 
 VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 import msgspec
 import pytest
 
-from .wire import INVOKE, Reply, call, running
+from ..support.wire import INVOKE, Reply, call, running
 
 pytest.importorskip("awslambdaric")
 

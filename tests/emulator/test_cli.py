@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import msgspec
 import pytest
 
-from ..serve_process import Serve
+from ..support.serve_process import Serve
 from .test_awslambdaric import lambda_env
 
 pytest.importorskip("awslambdaric")

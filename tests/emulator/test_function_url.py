@@ -12,7 +12,7 @@ import pytest
 from duplexlambda.emulator import Emulator
 from duplexlambda.protocol.chunked import ChunkDecoder
 
-from .wire import (
+from ..support.wire import (
     API,
     NUL8,
     Conn,
@@ -27,6 +27,12 @@ from .wire import (
 )
 
 LIMIT = 6 * 1024 * 1024 + 100
+#: The caller's 413 body, whichever way the upload was buffered (the front, or a /next
+#: runtime that did not ask for the request stream): the Invoke API's words.
+TOO_LARGE = {
+    "errorMessage": f"Request must be smaller than {LIMIT} bytes for the InvokeFunction operation",
+    "errorType": "RequestTooLargeException",
+}
 
 
 def event_of(body: bytes) -> dict[str, object]:
@@ -110,7 +116,8 @@ async def test_duplex_response_bytes_reach_the_client_before_the_upload_ends() -
 
 @pytest.mark.asyncio
 async def test_request_stream_wire_bytes() -> None:
-    """JSON chunk, then an 8-NUL chunk, then the upload, then 0 CRLF CRLF (architecture.md)."""
+    """JSON chunk, then an 8-NUL chunk, then the upload, then 0 CRLF CRLF (docs/runtime-api.md
+    §11.2)."""
     async with running() as emu:
         client = asyncio.ensure_future(call(emu.url, "POST", "/up", body=b"abc"))
         nxt = await next_invocation(emu.runtime_api, stream=True, read_body=False)
@@ -182,7 +189,9 @@ async def test_lambda_mode_keeps_consuming_after_the_client_left() -> None:
             await runtime.send(chunk(b"more"))
             await asyncio.sleep(0.02)
         await runtime.send(b"0\r\n\r\n")
-        assert (await runtime.read_reply()).status == 202  # P14: AWS keeps running
+        assert (
+            await runtime.read_reply()
+        ).status == 202  # docs/runtime-api.md P14: AWS keeps running
         await runtime.close()
 
 
@@ -260,7 +269,7 @@ async def test_lambda_mode_413_above_the_cap() -> None:
         await conn.send(b"0\r\n\r\n")
         reply = await conn.read_reply()
         assert reply.status == 413
-        assert event_of(reply.body)["errorType"] == "RequestTooLargeException"
+        assert event_of(reply.body) == TOO_LARGE
         await conn.close()
         record = await asyncio.wait_for(emu.records.get(), 5)
         assert record.status == 413
@@ -283,7 +292,7 @@ async def test_duplex_runtime_without_stream_accept_gets_the_buffered_event_with
         waiting = asyncio.ensure_future(next_invocation(emu.runtime_api))
         big = b"a" * (LIMIT + 1)
         reply = await call(emu.url, "POST", "/", [("Content-Type", "text/plain")], big)
-        assert reply.status == 413
+        assert (reply.status, event_of(reply.body)) == (413, TOO_LARGE)
         assert not waiting.done()  # the runtime never saw that request
         client = asyncio.ensure_future(call(emu.url, "GET", "/after"))
         nxt = await waiting
@@ -425,7 +434,8 @@ async def test_bad_prelude_is_502(bad: bytes) -> None:
 
 @pytest.mark.asyncio
 async def test_prelude_never_written_is_a_plain_200() -> None:
-    """Node's P1: the content type announces a prelude, the body is empty."""
+    """Node's pitfall (docs/runtime-api.md P1): the content type announces a prelude, the body is
+    empty."""
     async with running() as emu:
         client = asyncio.ensure_future(call(emu.url, "GET", "/"))
         nxt = await next_invocation(emu.runtime_api)
@@ -530,3 +540,26 @@ async def test_duplex_request_whose_client_left_while_queued_is_cut_at_its_first
         assert event_of(nxt.body)["rawPath"] == "/later"
         await post_response(emu.runtime_api, nxt.request_id, b'"ok"')
         assert (await later).body == b'"ok"'
+
+
+@pytest.mark.asyncio
+async def test_an_event_buffered_for_a_runtime_that_left_reaches_the_next_one_whole() -> None:
+    """The upload is read once: if the runtime it was buffered for has gone, the invocation
+    goes back in the queue with its event, body and all (not with an upload now drained)."""
+    async with running() as emu:
+        first = await Conn.open(emu.runtime_api)
+        await first.send(request_bytes("GET", f"{API}/invocation/next"))  # no Accept
+        client = await Conn.open(emu.url)
+        head = [("Content-Type", "text/plain"), ("Content-Length", "10")]
+        await client.send(request_bytes("POST", "/up", [*head, ("Expect", "100-continue")]))
+        # 100 Continue: the emulator has started reading the upload into the event.
+        assert (await client.read_head()).status == 100
+        await client.send(b"hello")
+        await first.close()  # the runtime leaves while its event is being buffered
+        await asyncio.sleep(0.2)
+        await client.send(b"world")
+        nxt = await next_invocation(emu.runtime_api)
+        assert event_of(nxt.body)["body"] == "helloworld"
+        await post_response(emu.runtime_api, nxt.request_id, b'"ok"')
+        assert (await client.read_reply()).body == b'"ok"'
+        await client.close()

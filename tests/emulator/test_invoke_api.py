@@ -15,7 +15,7 @@ from botocore.eventstream import EventStreamBuffer  # type: ignore[import-untype
 from duplexlambda.emulator import Emulator
 from duplexlambda.emulator.eventstream import encode_message, invoke_complete, payload_chunk
 
-from .wire import (
+from ..support.wire import (
     API,
     INVOKE,
     INVOKE_STREAM,
@@ -125,6 +125,10 @@ async def test_invocation_types_and_bad_requests() -> None:
         assert (reply.status, reply.header("x-amzn-ErrorType")) == (
             413,
             "RequestTooLargeException",
+        )
+        # AWS's words, the same for every front (emulator/invocations.py read_capped).
+        assert msgspec.json.decode(reply.body)["message"] == (
+            "Request must be smaller than 6291556 bytes for the InvokeFunction operation"
         )
         assert (await call(emu.url, "GET", INVOKE)).status == 405
 

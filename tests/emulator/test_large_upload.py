@@ -18,7 +18,7 @@ import pytest
 
 from duplexlambda.protocol.chunked import ChunkEncoder
 
-from .wire import Conn, next_invocation, request_bytes, running, streaming_head
+from ..support.wire import Conn, next_invocation, request_bytes, running, streaming_head
 
 SIZE = 256 * 1024 * 1024
 BLOCK = os.urandom(256 * 1024)

@@ -1,4 +1,5 @@
-"""The Runtime API, played byte by byte by a fake runtime on raw sockets (runtime-api.md 3)."""
+"""The Runtime API, played byte by byte by a fake runtime on raw sockets (docs/runtime-api.md
+§3)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from duplexlambda.emulator import Emulator
 
 from ..conftest import VECTORS
-from .wire import (
+from ..support.wire import (
     API,
     INVOKE,
     NUL8,
@@ -295,7 +296,7 @@ async def test_buffered_response_over_6_mib_gets_413_and_error_then_gets_403() -
             " payload size (6291556 bytes).",
             "errorType": "Function.ResponseSizeTooLarge",
         }
-        # P6: do not call /error after a 413 -- it is refused.
+        # docs/runtime-api.md P6: do not call /error after a 413 -- it is refused.
         late = await call(
             emu.runtime_api, "POST", f"{API}/invocation/{nxt.request_id}/error", body=b"{}"
         )
@@ -363,7 +364,7 @@ async def test_error_before_response_reaches_the_caller() -> None:
     async with running() as emu:
         caller = invoke(emu)
         nxt = await next_invocation(emu.runtime_api)
-        # awslambdaric style: no type header, the type is in the body (P13).
+        # awslambdaric style: no type header, the type is in the body (docs/runtime-api.md P13).
         body = b'{"errorMessage": "boom", "errorType": "ValueError", "stackTrace": []}'
         reply = await call(
             emu.runtime_api,

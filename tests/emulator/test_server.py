@@ -7,7 +7,16 @@ import random
 
 import pytest
 
-from .wire import API, Conn, call, chunk, next_invocation, post_response, request_bytes, running
+from ..support.wire import (
+    API,
+    Conn,
+    call,
+    chunk,
+    next_invocation,
+    post_response,
+    request_bytes,
+    running,
+)
 
 
 @pytest.mark.asyncio

@@ -14,16 +14,24 @@ import itertools
 import json
 import math
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import pytest
 
-from ..integration.http_client import Reply, request
+from duplexlambda.handler import load_handler
+
 from ..pipeline.sse_client import parse
-from .harness import cut, example, paced, stack
+from ..support.emulated import cut, paced, stack
+from ..support.wire import Reply, request
 
 pytestmark = pytest.mark.asyncio
+
+
+def example(name: str) -> Callable[..., Any]:
+    """The ``handler`` of ``examples/<name>.py``, loaded the way the runtime loads it."""
+    return load_handler(f"examples.{name}.handler")
 
 
 def ndjson_lines(reply: Reply) -> list[dict[str, Any]]:

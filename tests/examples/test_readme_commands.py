@@ -20,7 +20,7 @@ import pytest
 from examples.gen_data import csv_lines, ndjson_lines
 
 from ..pipeline.sse_client import parse
-from ..serve_process import Serve
+from ..support.serve_process import Serve
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 README = ROOT / "examples" / "README.md"

@@ -4,53 +4,19 @@ Runtime API, the handler, and back — in one event loop, on real sockets."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from duplexlambda.context import LambdaContext
-from duplexlambda.emulator import Emulator, EmulatorConfig
-from duplexlambda.handler import Lifecycle
-from duplexlambda.protocol.runtime_api import RuntimeApiAddress
-from duplexlambda.runtime import Runtime, RuntimeConfig
 from duplexlambda.streams import Request, Response
 
-from .http_client import request
+from ..support.emulated import paced, stack
+from ..support.wire import request
 
 pytestmark = pytest.mark.asyncio
-
-
-@contextlib.asynccontextmanager
-async def stack(
-    handler: Callable[..., Any], *, concurrency: int = 1, **emulator: Any
-) -> AsyncIterator[Emulator]:
-    config = EmulatorConfig(port=0, runtime_api_port=0, concurrency=concurrency, **emulator)
-    async with Emulator(config) as emu:
-        runtime = Runtime(
-            handler,
-            RuntimeConfig(
-                RuntimeApiAddress.parse(emu.runtime_api),
-                concurrency=concurrency,
-                deadline_margin=0.2,
-            ),
-            Lifecycle(),
-        )
-        task = asyncio.get_running_loop().create_task(runtime.serve())
-        try:
-            yield emu
-        finally:
-            runtime.stop()
-            await asyncio.wait_for(task, 10)
-
-
-async def slow_upload(pieces: list[bytes], gap: float) -> AsyncIterator[bytes]:
-    for piece in pieces:
-        yield piece
-        await asyncio.sleep(gap)
 
 
 async def test_duplex_answers_while_the_upload_arrives() -> None:
@@ -61,7 +27,9 @@ async def test_duplex_answers_while_the_upload_arrives() -> None:
 
     pieces = [b"alpha ", b"beta ", b"gamma ", b"delta"]
     async with stack(handler) as emu:
-        reply = await request(emu.url, "POST", "/up", body=slow_upload(pieces, 0.25))
+        reply = await request(
+            emu.url, "POST", "/up", body=paced(pieces, 0.25, pause_after_last=True)
+        )
     assert reply.status == 200
     assert reply.header("content-type") == "text/plain"
     assert reply.body == b"ALPHA BETA GAMMA DELTA"
@@ -174,7 +142,9 @@ async def test_streaming_style_gets_the_whole_event() -> None:
         await res.write(json.dumps({"len": len(event["body"])}).encode())
 
     async with stack(handler) as emu:
-        reply = await request(emu.url, "POST", body=slow_upload([b"x" * 1000] * 5, 0.01))
+        reply = await request(
+            emu.url, "POST", body=paced([b"x" * 1000] * 5, 0.01, pause_after_last=True)
+        )
     assert json.loads(reply.body) == {"len": 5000}
 
 

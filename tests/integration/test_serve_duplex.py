@@ -16,7 +16,7 @@ import pytest
 from duplexlambda.protocol.chunked import ChunkDecoder
 from duplexlambda.protocol.http1 import HeadReader, ResponseHead
 
-from ..serve_process import Serve
+from ..support.serve_process import Serve
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024

@@ -21,8 +21,8 @@ from duplexlambda.pipeline import (
 )
 from duplexlambda.streams import Request, Response
 
-from ..examples.harness import cut, paced, stack
-from ..integration.http_client import request
+from ..support.emulated import cut, paced, stack
+from ..support.wire import request
 from .drive import collect, drive
 
 

@@ -15,8 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from duplexlambda import errors
+from duplexlambda import pipeline as pipeline_module
 from duplexlambda.pipeline import (
-    LineTooLongError,
+    RecordTooLongError,
     StreamDecodeError,
     base64_decode,
     base64_encode,
@@ -175,7 +177,7 @@ def test_split_lines_of_crlf_split_between_cr_and_lf() -> None:
 
 
 def test_split_lines_limits_a_line() -> None:
-    with pytest.raises(LineTooLongError):
+    with pytest.raises(RecordTooLongError):
         run([b"x" * 10, b"y" * 10], split_lines(max_line=15))
     assert run([b"x" * 10 + b"\n", b"y" * 10], split_lines(max_line=15)) == [b"x" * 10, b"y" * 10]
 
@@ -266,7 +268,7 @@ def test_csv_records_yield_as_soon_as_a_record_ends() -> None:
 def test_csv_records_errors() -> None:
     with pytest.raises(StreamDecodeError, match="inside a quoted field"):
         run([b'a,"never closed\n'], csv_records())
-    with pytest.raises(LineTooLongError):
+    with pytest.raises(RecordTooLongError):
         run([b'a,"open' + b"x" * 100], csv_records(max_record=50))
     with pytest.raises(StreamDecodeError, match="not utf-8"):
         run([b"\xff\xfe,\n"], csv_records())
@@ -306,3 +308,9 @@ def test_ndjson_encode_escapes_newlines() -> None:
     out = run([{"t": "a\nb"}], ndjson_encode())
     assert out == [b'{"t":"a\\nb"}\n']
     assert msgspec.json.decode(out[0]) == {"t": "a\nb"}
+
+
+def test_record_too_long_keeps_its_former_name() -> None:
+    # Documented as LineTooLongError before; the chunked codec's error of that name differs.
+    assert pipeline_module.LineTooLongError is RecordTooLongError
+    assert not issubclass(RecordTooLongError, errors.ChunkedEncodingError)

@@ -277,7 +277,7 @@ def test_many_spans_alternating(decoder_cls: type[ChunkDecoder]) -> None:
     assert out.done
 
 
-# --- vectors from ../shared/design/vectors (runtime-api.md 5.2) ------------------------------
+# --- vectors from tests/vectors (docs/runtime-api.md §5.2) ------------------------------
 
 WIRE_PRELUDE = b'{"statusCode":200,"headers":{"Content-Type":"text/plain"},"cookies":[]}'
 

@@ -40,8 +40,8 @@ def _trailing(cls: type[PyChunkDecoder], wire: bytes) -> Outcome:
     return decode(cls, [wire + TRAILING])
 
 
-Mode = Callable[[type[PyChunkDecoder], bytes], Outcome]
-MODES: list[tuple[str, Mode]] = [
+Feeding = Callable[[type[PyChunkDecoder], bytes], Outcome]
+FEEDINGS: list[tuple[str, Feeding]] = [
     ("oneshot", _oneshot),
     ("bytewise", _bytewise),
     ("trailing", _trailing),
@@ -57,12 +57,14 @@ TWINS: list[tuple[str, type[PyChunkDecoder] | None, list[pytest.MarkDecorator]]]
 
 
 def _params(kind: str) -> list[Any]:
-    """(file, decoder class, mode), with ids like ``invalid/nul-in-extension.bin-c-bytewise``."""
+    """(file, decoder class, feeding), with ids like ``invalid/nul-in-extension.bin-c-bytewise``."""
     return [
-        pytest.param(path.name, cls, mode, id=f"{kind}/{path.name}-{impl}-{mode_name}", marks=marks)
+        pytest.param(
+            path.name, cls, feeding, id=f"{kind}/{path.name}-{impl}-{feeding_name}", marks=marks
+        )
         for path in sorted((CHUNKED / kind).glob("*.bin"))
         for impl, cls, marks in TWINS
-        for mode_name, mode in MODES
+        for feeding_name, feeding in FEEDINGS
     ]
 
 
@@ -81,12 +83,12 @@ def _trailer_json(value: bytes) -> str | dict[str, Any]:
     return {"len": len(value), "sha256": hashlib.sha256(value).hexdigest()}
 
 
-@pytest.mark.parametrize(("name", "cls", "mode"), _params("valid"))
-def test_valid(name: str, cls: type[PyChunkDecoder] | None, mode: Mode) -> None:
+@pytest.mark.parametrize(("name", "cls", "feeding"), _params("valid"))
+def test_valid(name: str, cls: type[PyChunkDecoder] | None, feeding: Feeding) -> None:
     assert cls is not None
     want = EXPECTED["valid"][name]
     wire = (CHUNKED / "valid" / name).read_bytes()
-    got = mode(cls, wire)
+    got = feeding(cls, wire)
     assert (_error_name(got), got.stage) == (None, None), f"rejected {wire[:80]!r}..."
     assert got.done
     assert len(got.data) == want["data_len"]
@@ -95,19 +97,19 @@ def test_valid(name: str, cls: type[PyChunkDecoder] | None, mode: Mode) -> None:
     assert hashlib.sha256(got.data).hexdigest() == want["data_sha256"]
     assert [[_text(n), _trailer_json(v)] for n, v in got.trailers] == want["trailers"]
     unused = want["unused"].encode("latin-1")
-    if mode is _trailing:
+    if feeding is _trailing:
         unused += TRAILING
     assert got.unused == unused
 
 
-@pytest.mark.parametrize(("name", "cls", "mode"), _params("invalid"))
-def test_invalid(name: str, cls: type[PyChunkDecoder] | None, mode: Mode) -> None:
+@pytest.mark.parametrize(("name", "cls", "feeding"), _params("invalid"))
+def test_invalid(name: str, cls: type[PyChunkDecoder] | None, feeding: Feeding) -> None:
     assert cls is not None
     want = EXPECTED["invalid"][name]
     wire = (CHUNKED / "invalid" / name).read_bytes()
-    got = mode(cls, wire)
+    got = feeding(cls, wire)
     error = want["error"]
-    if mode is _trailing and want["stage"] == "eof":
+    if feeding is _trailing and want["stage"] == "eof":
         # a truncated body: the appended bytes decide the error (hand-checked in the table)
         error = want["error_with_trailing"]
     stage = "eof" if error == "TruncatedBodyError" else "feed"

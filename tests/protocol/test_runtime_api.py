@@ -21,7 +21,7 @@ from duplexlambda.protocol.runtime_api import RuntimeApiAddress
         ("http://127.0.0.1:9000/.rt/fn", "127.0.0.1", 9000, "/.rt/fn", "127.0.0.1:9000"),
         ("http://h:1/", "h", 1, "", "h:1"),
         ("[::1]:9001", "::1", 9001, "", "[::1]:9001"),
-        # cargo-lambda's form (runtime-api.md 1): a scheme and a /.rt/<function> prefix.
+        # cargo-lambda's form (docs/runtime-api.md §1): a scheme and a /.rt/<function> prefix.
         ("http://[::1]:9000/.rt/my-fn_2", "::1", 9000, "/.rt/my-fn_2", "[::1]:9000"),
         ("http://127.0.0.1:9000/.rt/a%20b", "127.0.0.1", 9000, "/.rt/a%20b", "127.0.0.1:9000"),
         ("HTTP://Runtime.Local:9001", "runtime.local", 9001, "", "runtime.local:9001"),
@@ -156,7 +156,7 @@ def test_parse_next() -> None:
 
 
 def test_parse_next_relative_deadline_and_missing_id() -> None:
-    # cargo-lambda sends a constant 600000, not an epoch (P3).
+    # cargo-lambda sends a constant 600000, not an epoch (docs/runtime-api.md P3).
     head = wire.parse_next(
         Headers([(wire.H_REQUEST_ID.encode(), b"r"), (wire.H_DEADLINE.encode(), b"600000")]),
         now_ms=1000,

@@ -1,22 +1,19 @@
-"""Shared pieces of the fault-injection tests: our runtime on the emulator in one loop, a
-well-behaved invocation to run beside each fault, and how to find what the caller saw."""
+"""Shared pieces of the fault-injection tests: our runtime on the emulator in one loop, and a
+well-behaved invocation to run beside each fault."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-from duplexlambda.emulator import Emulator, EmulatorConfig, InvocationRecord
-from duplexlambda.handler import Lifecycle
-from duplexlambda.protocol.runtime_api import RuntimeApiAddress
-from duplexlambda.runtime import Runtime, RuntimeConfig
+from duplexlambda.emulator import InvocationRecord
 from duplexlambda.streams import Request, Response
+from duplexlambda.testing import EmulatedFunction
 
-from ..integration.http_client import Reply, request
+from ..support import emulated
+from ..support.wire import Reply, request
 
 #: What the well-behaved invocation streams: 40 distinct pieces, so a lost, repeated or
 #: foreign byte anywhere shows.
@@ -46,56 +43,9 @@ def duplex_with(fault: Fault) -> Callable[[Request, Response], Awaitable[None]]:
     return handler
 
 
-@dataclass
-class Stack:
-    emulator: Emulator
-    runtime: Runtime
-    task: asyncio.Task[int]
-
-    @property
-    def url(self) -> str:
-        return self.emulator.url
-
-    async def record(self, request_id: str | None, within: float = 5.0) -> InvocationRecord:
-        """The emulator's record of the invocation ``request_id`` (others are skipped)."""
-        assert request_id is not None
-
-        async def find() -> InvocationRecord:
-            while True:
-                record = await self.emulator.records.get()
-                if record.request_id == request_id:
-                    return record
-
-        return await asyncio.wait_for(find(), within)
-
-
-@contextlib.asynccontextmanager
-async def stack(
-    handler: Callable[..., Any],
-    *,
-    concurrency: int = 2,
-    deadline_margin: float = 0.2,
-    **emulator: Any,
-) -> AsyncIterator[Stack]:
-    """The emulator on free 127.0.0.1 ports and our runtime polling it, in this loop."""
-    emulator.setdefault("timeout", 10.0)
-    config = EmulatorConfig(port=0, runtime_api_port=0, concurrency=concurrency, **emulator)
-    async with Emulator(config) as emu:
-        runtime = Runtime(
-            handler,
-            RuntimeConfig(
-                RuntimeApiAddress.parse(emu.runtime_api),
-                concurrency=concurrency,
-                deadline_margin=deadline_margin,
-            ),
-            Lifecycle(),
-        )
-        task = asyncio.get_running_loop().create_task(runtime.serve())
-        try:
-            yield Stack(emu, runtime, task)
-        finally:
-            runtime.stop()
-            await asyncio.wait_for(task, 10)
+#: The shared stack as these tests run it: two invocations at once (a fault beside a
+#: well-behaved one) and a 10 s function timeout, unless a test says otherwise.
+stack = functools.partial(emulated.stack, concurrency=2, timeout=10.0)
 
 
 async def good_call(url: str) -> Reply:
@@ -114,6 +64,17 @@ async def beside_good(url: str, faulty: Awaitable[Reply]) -> Reply:
         return await faulty
     finally:
         await good
+
+
+async def fault_beside_good(
+    function: EmulatedFunction, faulty: Awaitable[Reply] | None = None
+) -> tuple[Reply, InvocationRecord]:
+    """Run a faulty call (``GET /fault`` unless given) while a well-behaved invocation
+    streams, then one more well-behaved one; the faulty reply and the emulator's record."""
+    reply = await beside_good(function.url, faulty or request(function.url, path="/fault"))
+    record = await emulated.record_of(function, reply.header("x-amzn-RequestId"))
+    await good_call(function.url)
+    return reply, record
 
 
 def open_fds() -> int:

@@ -14,7 +14,8 @@ import pytest
 from duplexlambda.errors import BrokenResourceError
 from duplexlambda.streams import Request, Response
 
-from ..integration.http_client import request
+from ..support.emulated import record_of
+from ..support.wire import request
 from .harness import beside_good, duplex_with, good_call, open_fds, stack
 
 pytestmark = pytest.mark.asyncio
@@ -47,7 +48,7 @@ async def test_emulator_cuts_the_response_connection_mid_body() -> None:
         assert inv is not None
         inv.close_runtime_connections()
         reply = await faulty
-        record = await s.record(inv.request_id)
+        record = await record_of(s, inv.request_id)
         await asyncio.wait_for(cancelled.wait(), 5)  # the runtime cancelled the handler
         await asyncio.wait_for(closed.wait(), 5)  # ... and ran its on_close callbacks
         await good_call(s.url)

@@ -19,8 +19,7 @@ from duplexlambda.errors import BrokenResourceError
 from duplexlambda.protocol.http1 import HeadReader, ResponseHead
 from duplexlambda.streams import Request, Response
 
-from ..emulator.wire import INVOKE, Conn, request_bytes
-from ..integration.http_client import request
+from ..support.wire import INVOKE, Conn, request, request_bytes
 from .harness import stack
 
 pytestmark = pytest.mark.asyncio

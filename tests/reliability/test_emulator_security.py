@@ -23,7 +23,8 @@ from duplexlambda.emulator import server as http_server
 from duplexlambda.emulator.cli import add_serve_parser
 from duplexlambda.streams import Request, Response
 
-from ..emulator.wire import (
+from ..support.serve_process import Serve
+from ..support.wire import (
     NUL8,
     Conn,
     call,
@@ -31,10 +32,9 @@ from ..emulator.wire import (
     next_invocation,
     open_stream,
     post_response,
+    request,
     running,
 )
-from ..integration.http_client import request
-from ..serve_process import Serve
 from .harness import stack
 
 INJECTED = "a\r\nSet-Cookie: evil=1"

@@ -1,6 +1,6 @@
 """Faults of the handler, our runtime against the emulator (one loop, real sockets).
 
-Each test is named after its fault. Each checks what the caller sees (runtime-api.md 3.3.3,
+Each test is named after its fault. Each checks what the caller sees (docs/runtime-api.md §3.3.3,
 3.3.4, README "Errors, deadlines, cancellation"), that a well-behaved invocation streaming
 at the same time gets every byte and only its bytes, and that the next invocation works.
 """
@@ -19,8 +19,9 @@ from duplexlambda.context import LambdaContext
 from duplexlambda.errors import ClosedResourceError
 from duplexlambda.streams import Request, Response
 
-from ..integration.http_client import request
-from .harness import GOOD_BODY, beside_good, duplex_with, good_call, stack
+from ..support.emulated import record_of
+from ..support.wire import request
+from .harness import GOOD_BODY, beside_good, duplex_with, fault_beside_good, good_call, stack
 
 pytestmark = pytest.mark.asyncio
 
@@ -30,9 +31,7 @@ async def test_handler_raises_before_writing() -> None:
         raise RuntimeError("before any byte")
 
     async with stack(duplex_with(fault)) as s:
-        reply = await beside_good(s.url, request(s.url, path="/fault"))
-        record = await s.record(reply.header("x-amzn-RequestId"))
-        await good_call(s.url)
+        reply, record = await fault_beside_good(s)
     # Nothing was streamed: a buffered /error, which the function URL turns into a 502.
     assert reply.status == 502
     error = json.loads(reply.body)
@@ -48,9 +47,7 @@ async def test_handler_raises_after_some_chunks() -> None:
         raise ValueError("mid-stream")
 
     async with stack(duplex_with(fault)) as s:
-        reply = await beside_good(s.url, request(s.url, path="/fault"))
-        record = await s.record(reply.header("x-amzn-RequestId"))
-        await good_call(s.url)
+        reply, record = await fault_beside_good(s)
     # The bytes already sent stay delivered; the error trailers fail the invocation and the
     # client's response ends without its last chunk.
     assert reply.status == 200
@@ -65,9 +62,7 @@ async def test_handler_raises_after_end() -> None:
         raise KeyError("too late to matter")
 
     async with stack(duplex_with(fault)) as s:
-        reply = await beside_good(s.url, request(s.url, path="/fault"))
-        record = await s.record(reply.header("x-amzn-RequestId"))
-        await good_call(s.url)
+        reply, record = await fault_beside_good(s)
     # The response was complete and accepted (202) before the error: the caller has it all;
     # the error is only logged by the runtime.
     assert (reply.status, reply.body, reply.complete) == (200, b"all of it", True)
@@ -87,9 +82,7 @@ async def test_handler_writes_after_end() -> None:
             raise
 
     async with stack(duplex_with(fault)) as s:
-        reply = await beside_good(s.url, request(s.url, path="/fault"))
-        record = await s.record(reply.header("x-amzn-RequestId"))
-        await good_call(s.url)
+        reply, record = await fault_beside_good(s)
     assert len(seen) == 1  # the late write raised ClosedResourceError in the handler
     assert (reply.status, reply.body, reply.complete) == (200, b"first last", True)
     assert record.error_type is None
@@ -105,9 +98,8 @@ async def test_handler_never_reads_the_upload() -> None:
             await asyncio.sleep(0.001)
 
     async with stack(duplex_with(fault)) as s:
-        reply = await beside_good(s.url, request(s.url, "POST", "/fault", body=upload()))
-        record = await s.record(reply.header("x-amzn-RequestId"))
-        await good_call(s.url)
+        faulty = request(s.url, "POST", "/fault", body=upload())
+        reply, record = await fault_beside_good(s, faulty)
         # The unread request stream cost the runtime its /next connection, nothing more.
         again = await request(s.url, "POST", "/fault", body=b"small")
     assert (reply.status, reply.body, reply.complete) == (200, b"did not read it", True)
@@ -130,7 +122,7 @@ async def test_handler_blocks_past_the_deadline() -> None:
         began = time.monotonic()
         reply = await beside_good(s.url, request(s.url, path="/fault"))
         took = time.monotonic() - began
-        record = await s.record(reply.header("x-amzn-RequestId"))
+        record = await record_of(s, reply.header("x-amzn-RequestId"))
         await good_call(s.url)
     assert cancelled.is_set()
     # Streaming had begun: the runtime ends the stream with Function.Timeout trailers before

@@ -12,8 +12,8 @@ import pathlib
 import signal
 import time
 
-from ..integration.http_client import Reply, request
-from ..serve_process import Serve
+from ..support.serve_process import Serve
+from ..support.wire import Reply, request
 from .harness import GOOD_BODY
 
 APP = """

@@ -14,8 +14,8 @@ import pytest
 
 from duplexlambda.protocol.http1 import HeadReader, RequestHead, ResponseHead
 
-from ..emulator.wire import Conn, running
-from ..serve_process import Serve
+from ..support.serve_process import Serve
+from ..support.wire import Conn, running
 
 
 @pytest.mark.parametrize(

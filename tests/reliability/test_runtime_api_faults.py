@@ -1,7 +1,7 @@
-"""Faults of the Runtime API itself, scripted on a raw socket (tests/runtime/fake_api.py).
+"""Faults of the Runtime API itself, scripted on a raw socket (tests/support/fake_api.py).
 
 Each test is named after the fault: the API answers a post with 400, 403, 413 or 500, or
-never answers it. The rules (runtime-api.md 3.2, 3.7, P6; README "Errors"): a 4xx is logged
+never answers it. The rules (docs/runtime-api.md §3.2, §3.7, P6; README "Errors"): a 4xx is logged
 and the runtime goes on to the next invocation, never calling ``/error`` after a 413; a 500
 means "non-recoverable, exit"; an API that never answers must not hang the runtime past the
 invocation's deadline. An invocation running beside the faulty one keeps every byte.
@@ -22,7 +22,7 @@ from duplexlambda.protocol.runtime_api import RuntimeApiAddress
 from duplexlambda.runtime import Runtime, RuntimeConfig
 from duplexlambda.streams import Request, Response
 
-from ..runtime.fake_api import FakeRuntimeApi, Invocation, Received
+from ..support.fake_api import FakeRuntimeApi, Invocation, Received
 from .harness import GOOD_BODY, write_good
 
 pytestmark = pytest.mark.asyncio
@@ -101,7 +101,8 @@ async def test_runtime_api_rejects_the_streamed_response(status: int) -> None:
         await api.result(bad.request_id)
         after = api.add(Invocation())
         await good_result(api, after)
-    # Logged, and never followed by /error: a 4xx there would only be refused again (P6).
+    # Logged, and never followed by /error: a 4xx there would only be refused again (docs/runtime-
+    # api.md P6).
     assert posts_for(api, bad.request_id) == ["response"]
 
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from .fake_api import FakeRuntimeApi
+from ..support.fake_api import FakeRuntimeApi
 
 
 @pytest_asyncio.fixture

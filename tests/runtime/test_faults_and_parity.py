@@ -30,7 +30,7 @@ from duplexlambda.runtime import RuntimeConfig, main_async
 from duplexlambda.runtime.logs import JsonFormatter
 from duplexlambda.streams import Request, Response
 
-from .fake_api import FakeRuntimeApi, Invocation
+from ..support.fake_api import FakeRuntimeApi, Invocation
 from .test_runtime_wire import running, url_event
 
 
@@ -316,8 +316,8 @@ async def test_async_event_context_handler_runs_buffered(api: FakeRuntimeApi) ->
 @pytest.mark.asyncio
 async def test_non_latin1_client_context_through_the_emulator() -> None:
     """The emulator once answered /next with a 500 for it, and the runtime exited."""
-    from tests.integration.http_client import request
-    from tests.integration.test_runtime_on_emulator import stack
+    from tests.support.emulated import stack
+    from tests.support.wire import request
 
     async def handler(req: Request, res: Response) -> None:
         ctx = req.context.client_context if req.context else None

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from duplexlambda.errors import ClosedResourceError
-from duplexlambda.pytest_plugin import LambdaClientFactory
 from duplexlambda.streams import Request, Response
-from tests.integration.http_client import request
-from tests.integration.test_runtime_on_emulator import stack
+from duplexlambda.testing.plugin import LambdaClientFactory
+from tests.support.emulated import stack
+from tests.support.wire import request
 
 pytestmark = pytest.mark.asyncio
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from .fake_api import FakeRuntimeApi, Invocation
+from ..support.fake_api import FakeRuntimeApi, Invocation
 
 pytestmark = pytest.mark.asyncio
 

@@ -20,7 +20,7 @@ from duplexlambda.runtime import Runtime, RuntimeConfig, main_async
 from duplexlambda.streams import Request, Response
 
 from ..conftest import VECTORS
-from .fake_api import FakeRuntimeApi, Invocation
+from ..support.fake_api import FakeRuntimeApi, Invocation
 
 pytestmark = pytest.mark.asyncio
 
@@ -163,6 +163,18 @@ async def test_buffered_bytes_pass_through(api: FakeRuntimeApi) -> None:
         inv = api.add(Invocation(body=b"[]"))
         got = await api.result(inv.request_id)
     assert (got.header("content-type"), got.body) == ("application/unknown", b"\x00raw")
+
+
+async def test_buffered_str_is_json_encoded(api: FakeRuntimeApi) -> None:
+    # Unlike bytes, a str is not sent as it is: it is a JSON string (handler.py's docstring).
+    @buffered
+    async def handler(event: Any, context: LambdaContext) -> str:
+        return 'say "hi"'
+
+    async with running(handler, api):
+        inv = api.add(Invocation(body=b"[]"))
+        got = await api.result(inv.request_id)
+    assert (got.header("content-type"), got.body) == ("application/json", b'"say \\"hi\\""')
 
 
 async def test_error_before_first_byte_posts_error(api: FakeRuntimeApi) -> None:

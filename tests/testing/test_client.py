@@ -6,24 +6,19 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from duplexlambda.context import LambdaContext
 from duplexlambda.handler import Lifecycle, buffered
-from duplexlambda.pytest_plugin import LambdaClientFactory
 from duplexlambda.streams import Request, Response
 from duplexlambda.testing import InitError, InvocationError, LambdaClient
+from duplexlambda.testing.plugin import LambdaClientFactory
+
+from ..support.emulated import paced
 
 pytestmark = pytest.mark.asyncio
-
-
-async def slow_body(pieces: list[bytes], gap: float) -> AsyncIterator[bytes]:
-    for piece in pieces:
-        yield piece
-        await asyncio.sleep(gap)
 
 
 # --- handler styles ----------------------------------------------------------------------------
@@ -136,7 +131,7 @@ async def test_chunks_arrive_as_the_handler_writes_them(
 async def test_upload_streams_into_a_duplex_handler(lambda_client: LambdaClientFactory) -> None:
     client = await lambda_client("tests.testing.handlers.shout")
     pieces = [b"one ", b"two ", b"three ", b"four"]
-    async with client.stream("POST", "/", body=slow_body(pieces, 0.12)) as resp:
+    async with client.stream("POST", "/", body=paced(pieces, 0.12, pause_after_last=True)) as resp:
         first = await anext(resp)
         assert resp.upload_finished_at is None
         first_at = time.monotonic()
@@ -149,7 +144,9 @@ async def test_upload_streams_into_a_duplex_handler(lambda_client: LambdaClientF
 
 async def test_lambda_mode_buffers_the_upload(lambda_client: LambdaClientFactory) -> None:
     client = await lambda_client("tests.testing.handlers.shout", mode="lambda")
-    async with client.stream("POST", "/", body=slow_body([b"a", b"b", b"c"], 0.1)) as resp:
+    async with client.stream(
+        "POST", "/", body=paced([b"a", b"b", b"c"], 0.1, pause_after_last=True)
+    ) as resp:
         first = await anext(resp)
         first_at = time.monotonic()
         await resp.aread()

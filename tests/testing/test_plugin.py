@@ -11,10 +11,10 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from duplexlambda.pytest_plugin import EmulatorFactory, LambdaClientFactory
 from duplexlambda.streams import Request, Response
+from duplexlambda.testing.plugin import EmulatorFactory, LambdaClientFactory
 
-from ..integration.http_client import request
+from ..support.wire import request
 
 
 async def upper(req: Request, res: Response) -> None:
@@ -23,8 +23,18 @@ async def upper(req: Request, res: Response) -> None:
 
 
 def test_registered_as_a_pytest_plugin(pytestconfig: pytest.Config) -> None:
-    assert any(ep.value == "duplexlambda.pytest_plugin" for ep in entry_points(group="pytest11"))
+    ep_values = [ep.value for ep in entry_points(group="pytest11")]
+    assert "duplexlambda.testing.plugin" in ep_values
     assert pytestconfig.pluginmanager.has_plugin("duplexlambda")
+
+
+def test_the_old_plugin_name_still_imports() -> None:
+    from duplexlambda import pytest_plugin
+    from duplexlambda.testing import plugin
+
+    assert pytest_plugin.lambda_client is plugin.lambda_client
+    assert pytest_plugin.emulator is plugin.emulator
+    assert pytest_plugin.LambdaClientFactory is plugin.LambdaClientFactory
 
 
 @pytest.mark.asyncio

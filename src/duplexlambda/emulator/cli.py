@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from .app import Emulator
     from .config import EmulatorConfig
+    from .supervisor import ContainerImage
 
 log = logging.getLogger("duplexlambda.emulator")
 
@@ -51,6 +52,8 @@ SERVE_EXAMPLES = """examples:
   duplexlambda serve app.handler --mode lambda --throttle   # as AWS: 6 MB bodies, 2 MiB/s
   duplexlambda serve --no-runtime                          # bring your own runtime:
       AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 python -m duplexlambda run app.handler
+  duplexlambda serve --image duplexlambda-examples csv_stats.handler
+      the runtime is the image you deploy, run as Lambda runs it (docker or podman)
 
 Each invocation is logged with its status, bytes in/out, duration and time to first byte."""
 
@@ -61,7 +64,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         "serve",
         help="run the local Lambda emulator (function URL, Invoke API, Runtime API)",
         description="Serve a function URL and the Invoke API on --port, the Runtime API on"
-        " --runtime-api-port, and run HANDLER in a runtime child process.",
+        " --runtime-api-port, and run HANDLER in a runtime child process (or, with --image,"
+        " in a container of that image).",
         epilog=SERVE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -88,6 +92,18 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--no-runtime", action="store_true", help="start no runtime; any runtime may connect"
     )
     parser.add_argument(
+        "--image",
+        metavar="IMAGE",
+        help="run the runtime from this container image, as Lambda does (read-only, /tmp"
+        " writable, a non-root user, the host's network); HANDLER, if given, replaces its CMD",
+    )
+    parser.add_argument(
+        "--engine",
+        metavar="CMD",
+        default=None,
+        help=f"the container engine for --image (${ENGINE_ENV}, else docker, else podman)",
+    )
+    parser.add_argument(
         "--response-limit",
         type=int,
         default=None,
@@ -103,9 +119,16 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+#: The container engine for ``serve --image`` (a command: ``podman --runtime runc``).
+ENGINE_ENV = "DUPLEXLAMBDA_CONTAINER_ENGINE"
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Entry point of ``duplexlambda serve``; returns the exit status."""
-    if not args.handler and not args.no_runtime:
+    if args.image and args.no_runtime:
+        print("duplexlambda serve: --image and --no-runtime exclude each other", file=sys.stderr)
+        return 2
+    if not args.handler and not args.no_runtime and not args.image:
         print("duplexlambda serve: HANDLER is required unless --no-runtime", file=sys.stderr)
         return 2
     if not logging.getLogger().handlers:
@@ -129,10 +152,68 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"duplexlambda serve: {exc}", file=sys.stderr)
         return 2
     args.task_root = os.path.abspath(args.task_root)
-    if not args.no_runtime and (problem := handler_problem(args.handler, args.task_root)):
+    args.container = None
+    if args.image:
+        try:
+            args.container, args.handler = container_image(args.image, args.handler, args.engine)
+        except LookupError as exc:
+            print(f"duplexlambda serve: {exc}", file=sys.stderr)
+            return 2
+    elif not args.no_runtime and (problem := handler_problem(args.handler, args.task_root)):
         print(f"duplexlambda serve: {problem}", file=sys.stderr)
         return 2
     return _run(_serve(config, args))
+
+
+def container_image(
+    image: str, handler: str | None, engine: str | None
+) -> tuple[ContainerImage, str]:
+    """The ``ContainerImage`` for ``serve --image``, and the handler it will run (``handler``,
+    else the image's CMD). The engine is ``engine`` (or $DUPLEXLAMBDA_CONTAINER_ENGINE), else
+    the first of docker and podman that has the image. LookupError says why there is none."""
+    import json
+    import shlex
+    import shutil
+
+    from .supervisor import ContainerImage
+
+    command = engine or os.environ.get(ENGINE_ENV)
+    if command:
+        engines = [tuple(shlex.split(command))]
+    else:
+        engines = [(name,) for name in ("docker", "podman") if shutil.which(name)]
+        if not engines:
+            raise LookupError(
+                "--image needs a container engine: install Docker or podman, or name one"
+                f" with --engine (or ${ENGINE_ENV})"
+            )
+    why = []
+    for argv in engines:
+        found, out = _inspect(argv, image)
+        if found:
+            cmd = json.loads(out or "null") or []
+            if handler is None and not cmd:
+                raise LookupError(f"image {image!r} has no CMD: give the HANDLER to run")
+            return ContainerImage(argv, image, handler), handler or cmd[0]
+        why.append(f"{shlex.join(argv)}: {out}")
+    raise LookupError(
+        f"no image {image!r} here ({'; '.join(why)}); build it first, e.g."
+        f" {engines[0][0]} build -f examples/Dockerfile -t {image} ."
+    )
+
+
+def _inspect(engine: tuple[str, ...], image: str) -> tuple[bool, str]:
+    """(True, the image's CMD as JSON), or (False, why not in one line)."""
+    import subprocess
+
+    argv = [*engine, "image", "inspect", "--format", "{{json .Config.Cmd}}", image]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    if result.returncode != 0:
+        return False, (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+    return True, result.stdout.strip()
 
 
 def handler_problem(spec: str, task_root: str) -> str | None:
@@ -206,7 +287,11 @@ async def _serve(config: EmulatorConfig, args: argparse.Namespace) -> int:
     # stop (the runtime child, in its own session, stopped too), not the default death.
     stop = _stop_on_signal()
     try:
-        if not args.no_runtime:
+        if getattr(args, "container", None) is not None:
+            supervisor = Supervisor(
+                emulator, args.handler, [], args.task_root, image=args.container
+            )
+        elif not args.no_runtime:
             command = runtime_command(args.handler, args.runtime_cmd)
             supervisor = Supervisor(emulator, args.handler, command, args.task_root)
         print(banner(emulator, supervisor is not None), flush=True)

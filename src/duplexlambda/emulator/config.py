@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-#: The streamed-response cap of lambda mode: 200 MB since 2025-07 (runtime-api.md 8). The
+#: The streamed-response cap of lambda mode: 200 MB since 2025-07 (docs/runtime-api.md §8). The
 #: docs say "MB"; we read it as MiB, like the 6 MiB buffered cap RIE uses.
 LAMBDA_RESPONSE_LIMIT = 200 * 1024 * 1024
 

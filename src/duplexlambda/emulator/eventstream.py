@@ -2,7 +2,7 @@
 
 A message is ``[total length u32][headers length u32][prelude CRC32][headers][payload]
 [message CRC32]``, big-endian, CRC-32 as zlib computes it; a header is ``[name length u8]
-[name][type u8 = 7 (string)][value length u16][value]`` (runtime-api.md 7).
+[name][type u8 = 7 (string)][value length u16][value]`` (docs/runtime-api.md §7).
 InvokeWithResponseStream sends ``PayloadChunk`` events and a final ``InvokeComplete``.
 """
 

@@ -2,7 +2,9 @@
 
 Function-URL requests become payload-format 2.0 invocations. In duplex mode the upload is
 not buffered (the runtime may take it as a stream); in lambda mode it is, with AWS's 6 MB
-cap. The runtime's answer is relayed as it arrives: each runtime chunk is one client chunk.
+cap (``buffer_event``). The runtime's answer is relayed as it arrives: each runtime chunk is
+one client chunk (``UrlRelay``). Both are written against small interfaces (``ByteSource``,
+``ResponseSink``) so that ``duplexlambda.testing`` runs the same code without a socket.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import asyncio
 import logging
 import time
 import uuid
+from typing import Protocol
 
 from duplexlambda.errors import (
     BrokenResourceError,
     LocalProtocolError,
-    PayloadTooLargeError,
     PreludeError,
     RemoteProtocolError,
 )
@@ -28,7 +30,6 @@ from .furl import (
     build_event,
     http_head,
     map_buffered_response,
-    with_body,
 )
 from .hub import (
     UPLOAD_TIMEOUT,
@@ -38,7 +39,6 @@ from .hub import (
     upload_timeout_message,
 )
 from .invocations import (
-    MAX_PAYLOAD,
     BufferedPayload,
     Chunk,
     End,
@@ -49,6 +49,7 @@ from .invocations import (
     Payload,
     Rejected,
     ResultEvent,
+    buffer_event,
     error_payload,
 )
 from .server import Body, Request, Response
@@ -129,10 +130,11 @@ class Front:
             response_limit=self._hub.config.stream_limit,
         )
         if not duplex:
+            declared = request.header("content-length")
             seconds = self._hub.config.timeout
             try:
                 async with asyncio.timeout(seconds):
-                    await self._buffer(invocation, request, event, content_type)
+                    await buffer_event(invocation, request.body, event, content_type, declared)
             except TimeoutError:
                 invocation.reject(408, UPLOAD_TIMEOUT, upload_timeout_message(seconds))
         elif _malformed(request.body):
@@ -141,30 +143,39 @@ class Front:
             invocation.reject(400, BAD_UPLOAD, _bad_upload_message(request.body))
         return invocation
 
-    async def _buffer(
-        self, invocation: Invocation, request: Request, event: dict[str, object], ctype: str | None
-    ) -> None:
-        """Lambda mode: read the upload whole, capped as AWS caps the event (413 above)."""
-        declared = request.header("content-length")
-        try:
-            if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD:
-                raise PayloadTooLargeError("declared body over the cap", int(declared))
-            body = await request.body.read_all(MAX_PAYLOAD)
-            data = with_body(event, body, ctype)
-            if len(data) > MAX_PAYLOAD:
-                raise PayloadTooLargeError("event over the cap", len(data))
-        except PayloadTooLargeError as exc:
-            invocation.reject(
-                413,
-                "RequestTooLargeException",
-                f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction"
-                f" operation (got {exc.size} bytes or more)",
-            )
-            return
-        except BrokenResourceError:
-            invocation.reject(400, "InvalidRequestContentException", "request body truncated")
-            return
-        invocation.payload = BufferedPayload(data)
+
+class ResponseSink(Protocol):
+    """What ``UrlRelay`` writes the caller's response to.
+
+    The server's ``Response`` (a socket), or the in-process test client's memory
+    (``duplexlambda.testing``): the mapping from result events to status, headers and body
+    is written once, here, and both callers get the same answer.
+    """
+
+    started: bool  #: the head was sent
+    ended: bool  #: the body ended normally
+    aborted: bool  #: the response was cut short
+
+    def start(self, status: int, headers: HeaderList, *, length: int | None = None) -> None:
+        """Send the status and headers (``length``: the whole body's size, if known).
+
+        Raises:
+            BrokenResourceError: the caller has gone.
+            LocalProtocolError: a header HTTP cannot carry.
+        """
+
+    async def write(self, data: bytes | memoryview) -> None:
+        """Send one piece of body (one chunk); may wait for the caller to catch up.
+
+        Raises:
+            BrokenResourceError: the caller has gone.
+        """
+
+    async def end(self) -> None:
+        """End the body normally (raises ``BrokenResourceError`` if the caller has gone)."""
+
+    def abort(self) -> None:
+        """Cut the response short: the caller can tell it did not end normally."""
 
 
 class UrlRelay:
@@ -176,7 +187,11 @@ class UrlRelay:
     """
 
     def __init__(
-        self, invocation: Invocation, response: Response, duplex: bool, upload: Body | None = None
+        self,
+        invocation: Invocation,
+        response: ResponseSink,
+        duplex: bool,
+        upload: Body | None = None,
     ) -> None:
         self._inv = invocation
         self._resp = response
@@ -189,6 +204,8 @@ class UrlRelay:
         self._closed = False
         self.client_gone = False
         self.truncated = False
+        #: why the runtime's answer could not be sent as HTTP (the caller got a 502)
+        self.invalid: PreludeError | None = None
 
     async def handle(self, event: ResultEvent) -> None:
         """Act on one result event."""
@@ -211,7 +228,7 @@ class UrlRelay:
         elif isinstance(event, Failure):
             await self._on_failure(event)
         else:
-            await self._send(event.status, _error_json(event.error_type, event.message))
+            await self._send(event.status, error_payload(event.error_type, event.message))
 
     def close(self) -> None:
         """After the last event: a response still open (caller or runtime gone) is cut."""
@@ -267,7 +284,8 @@ class UrlRelay:
             if self._prelude_seen:
                 await self._invalid(PreludeError("stream ended inside the prelude"))
                 return
-            # A prelude announced but never written (Node P1): AWS answers a plain 200.
+            # A prelude announced but never written (Node, docs/runtime-api.md P1): AWS answers a
+            # plain 200.
             self._start(200, [])
         await self._end()
 
@@ -290,16 +308,17 @@ class UrlRelay:
         whatever it answers, the client, which has no response yet, gets 400."""
         log.warning("invocation %s: malformed upload: %s", self._inv.request_id, upload.error)
         self._inv.cancel()  # nobody can receive what the function would still send
-        await self._send(400, _error_json(BAD_UPLOAD, _bad_upload_message(upload)))
+        await self._send(400, error_payload(BAD_UPLOAD, _bad_upload_message(upload)))
         self._closed = True
 
     async def _invalid(self, exc: PreludeError) -> None:
+        self.invalid = exc
         log.warning(
             "invocation %s: invalid response from the runtime: %s", self._inv.request_id, exc
         )
         if self._duplex:
             self._inv.cancel()  # stop the runtime's stream: nobody can receive it
-        await self._send(502, _error_json(INVALID_RESPONSE, str(exc)))
+        await self._send(502, error_payload(INVALID_RESPONSE, str(exc)))
         self._closed = True
 
     # --- writing to the client (tolerant of a client that left) ---------------------------
@@ -357,7 +376,3 @@ def _malformed(upload: Body) -> bool:
 
 def _bad_upload_message(upload: Body) -> str:
     return f"malformed request body: {upload.error}"
-
-
-def _error_json(error_type: str, message: str) -> bytes:
-    return error_payload(error_type, message)

@@ -1,7 +1,7 @@
 """Function-URL mapping, sans-I/O: HTTP request -> payload-format 2.0 event, and the
 runtime's answer (a prelude, or a buffered result object) -> HTTP status and headers.
 
-The event follows runtime-api.md 6; where AWS's exact rule is UNCONFIRMED the choice is
+The event follows docs/runtime-api.md §6; where AWS's exact rule is UNCONFIRMED the choice is
 named at the spot. No asyncio here: the front and the Runtime API call these.
 """
 
@@ -24,7 +24,7 @@ from duplexlambda.protocol.http1 import Headers
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 #: Text-like media types sent as plain strings; everything else is binary (base64).
-#: UNCONFIRMED for real function URLs (runtime-api.md 6): this is API Gateway HTTP API's rule
+#: UNCONFIRMED for real function URLs (docs/runtime-api.md §6): this is API Gateway HTTP API's rule
 #: of thumb (text/*, JSON, XML, JavaScript, form data) plus "must be valid UTF-8".
 _TEXT_TYPES = (
     "application/json",
@@ -38,7 +38,7 @@ _TEXT_TYPES = (
 _TEXT_SUFFIXES = ("+json", "+xml")
 
 #: Response header fields that would break our own framing of the client response; AWS
-#: moves ``content-length`` aside the same way (runtime-api.md 5.3), we do it for all three.
+#: moves ``content-length`` aside the same way (docs/runtime-api.md §5.3), we do it for all three.
 _REMAPPED = frozenset({"content-length", "transfer-encoding", "connection"})
 #: A field name is a token (RFC 9110 5.1, 5.6.2); a value is made of octets, i.e. Latin-1.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -93,7 +93,7 @@ class HttpRequestInfo:
 
 
 def build_event(info: HttpRequestInfo) -> dict[str, Any]:
-    """The payload-format 2.0 event without ``body``/``isBase64Encoded`` (runtime-api.md 6).
+    """The payload-format 2.0 event without ``body``/``isBase64Encoded`` (docs/runtime-api.md §6).
 
     Empty ``cookies`` and ``queryStringParameters`` are omitted and ``rawQueryString`` is
     ``""`` when there is none, as the doc's recommended defaults say; the ``cookie`` header
@@ -257,7 +257,7 @@ class HttpResult:
 
 
 def map_buffered_response(body: bytes, content_type: str | None) -> HttpResult:
-    """Map a buffered runtime response as function URLs do (runtime-api.md 6).
+    """Map a buffered runtime response as function URLs do (docs/runtime-api.md §6).
 
     A JSON object with ``statusCode`` is ``{statusCode, headers, body, cookies,
     isBase64Encoded}``; any other JSON is sent as-is, 200, ``application/json``. A body that

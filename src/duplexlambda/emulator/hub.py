@@ -17,7 +17,7 @@ from .server import Request, Response
 
 log = logging.getLogger("duplexlambda.emulator")
 
-#: InvokeComplete / X-Amz-Log-Result carry the last 4 KB of the log (runtime-api.md 8).
+#: InvokeComplete / X-Amz-Log-Result carry the last 4 KB of the log (docs/runtime-api.md §8).
 LOG_TAIL_BYTES = 4096
 
 
@@ -124,7 +124,7 @@ async def cancel_on_disconnect(
     """While inside, a caller hang-up cancels ``invocation`` (duplex mode).
 
     In lambda mode (``enabled`` False) nothing happens: AWS keeps running, and billing, a
-    function whose caller left (P14), so the front keeps consuming its results.
+    function whose caller left (docs/runtime-api.md P14), so the front keeps consuming its results.
     """
     if not enabled:
         yield

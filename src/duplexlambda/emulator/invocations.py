@@ -19,18 +19,24 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 
-from duplexlambda.errors import InvalidStateTransitionError
+from duplexlambda.errors import (
+    BrokenResourceError,
+    InvalidStateTransitionError,
+    PayloadTooLargeError,
+)
+
+from .furl import with_body
 
 log = logging.getLogger("duplexlambda.emulator")
 
 #: Lambda's payload cap, both ways, for buffered data: 6 MiB + 100 B (RIE MaxPayloadSize,
-#: runtime-api.md 8). Above it a runtime's buffered ``/response`` gets 413.
+#: docs/runtime-api.md §8). Above it a runtime's buffered ``/response`` gets 413.
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100
 #: Result bytes buffered between the runtime and a slow caller before the runtime waits.
 RESULT_HIGH_WATER = 1024 * 1024
@@ -47,7 +53,7 @@ class ResponseState(enum.Enum):
 
 
 _S = ResponseState
-#: The legal moves. ``/error`` is only legal before a response started (runtime-api.md 3.4);
+#: The legal moves. ``/error`` is only legal before a response started (docs/runtime-api.md §3.4);
 #: a failure can end any unfinished state (trailer error, truncation, timeout, exit).
 TRANSITIONS: dict[ResponseState, frozenset[ResponseState]] = {
     _S.NOT_STARTED: frozenset({_S.BUFFERED, _S.STREAMING, _S.FAILED}),
@@ -234,6 +240,66 @@ class HttpStreamPayload:
 
 
 Payload = BufferedPayload | HttpStreamPayload
+
+
+# --- Lambda's rule for a buffered upload: read it whole, capped -------------------------------
+
+#: What a caller is told when its request is over MAX_PAYLOAD (413), in the Invoke API's words.
+REQUEST_TOO_LARGE = "RequestTooLargeException"
+REQUEST_TOO_LARGE_MESSAGE = (
+    f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation"
+)
+
+
+async def read_capped(body: ByteSource, declared: str | None, limit: int = MAX_PAYLOAD) -> bytes:
+    """A body read whole, at most ``limit`` bytes.
+
+    Args:
+        body: the body, still arriving.
+        declared: the request's ``Content-Length``, if it sent one: above ``limit`` the body
+            is refused before a byte of it is read (so no ``100 Continue`` goes out).
+        limit: the cap.
+
+    Raises:
+        PayloadTooLargeError: more than ``limit`` bytes, declared or seen.
+        BrokenResourceError: the body was cut short.
+    """
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"declared body over {limit} bytes", int(declared))
+    return await body.read_all(limit)
+
+
+async def buffer_event(
+    invocation: Invocation,
+    body: ByteSource,
+    event: Mapping[str, Any],
+    content_type: str | None,
+    declared: str | None = None,
+) -> None:
+    """Read a function-URL upload whole into its 2.0 event, capped as AWS caps the event.
+
+    Sets ``invocation.payload`` to the whole event (so that a requeued invocation keeps it:
+    the upload can be read only once), or rejects the invocation, which the function then
+    never sees: 413 over the cap, 400 for an upload cut short.
+
+    Args:
+        invocation: the invocation the upload belongs to.
+        body: the upload, still arriving.
+        event: the event without ``body`` / ``isBase64Encoded``.
+        content_type: the request's ``Content-Type`` (text bodies stay text).
+        declared: the request's ``Content-Length``, as for ``read_capped``.
+    """
+    try:
+        data = with_body(event, await read_capped(body, declared), content_type)
+        if len(data) > MAX_PAYLOAD:
+            raise PayloadTooLargeError("event over the cap", len(data))
+    except PayloadTooLargeError:
+        invocation.reject(413, REQUEST_TOO_LARGE, REQUEST_TOO_LARGE_MESSAGE)
+        return
+    except BrokenResourceError:
+        invocation.reject(400, "InvalidRequestContentException", "request body truncated")
+        return
+    invocation.payload = BufferedPayload(data)
 
 
 # --- the invocation ---------------------------------------------------------------------------
@@ -437,7 +503,7 @@ class Dispatcher:
         return bool(self.in_flight())
 
     def report_init_error(self, failure: Failure) -> None:
-        """Keep an init error and fail what is queued with it (runtime-api.md 3.5)."""
+        """Keep an init error and fail what is queued with it (docs/runtime-api.md §3.5)."""
         self.init_error = failure
         while self._queue:
             self._queue.popleft().fail(failure.error_type, failure.payload)

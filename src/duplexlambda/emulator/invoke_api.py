@@ -1,5 +1,5 @@
 """The Lambda Invoke API on the main port, enough for boto3's ``invoke`` and
-``invoke_with_response_stream`` (runtime-api.md 7).
+``invoke_with_response_stream`` (docs/runtime-api.md §7).
 
 ``POST /2015-03-31/functions/{name}/invocations`` is buffered: a function error still
 answers 200, with ``X-Amz-Function-Error: Unhandled`` and the error JSON as the payload.
@@ -29,6 +29,8 @@ from . import eventstream
 from .hub import UPLOAD_TIMEOUT, Hub, cancel_on_disconnect, upload_timeout_message
 from .invocations import (
     MAX_PAYLOAD,
+    REQUEST_TOO_LARGE,
+    REQUEST_TOO_LARGE_MESSAGE,
     BufferedPayload,
     Chunk,
     End,
@@ -36,6 +38,7 @@ from .invocations import (
     Head,
     Invocation,
     Rejected,
+    read_capped,
 )
 from .server import Request, Response
 
@@ -99,17 +102,10 @@ def _client_context(request: Request) -> str | None:
 
 
 async def _read_payload(request: Request) -> bytes:
-    declared = request.header("content-length")
     try:
-        if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD:
-            raise PayloadTooLargeError("declared payload over the cap", int(declared))
-        return await request.body.read_all(MAX_PAYLOAD)
+        return await read_capped(request.body, request.header("content-length"))
     except PayloadTooLargeError:
-        raise _BadRequest(
-            413,
-            "RequestTooLargeException",
-            f"Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation",
-        ) from None
+        raise _BadRequest(413, REQUEST_TOO_LARGE, REQUEST_TOO_LARGE_MESSAGE) from None
 
 
 #: The Invoke API's own checks (botocore's model for Lambda; its enum and pattern checks

@@ -1,8 +1,8 @@
 """The Runtime API, server side: ``/next``, ``/response``, ``/error``, ``/init/error``.
 
-Statuses and JSON bodies follow runtime-api.md 3 and its table 3.7 byte for byte (bodies
+Statuses and JSON bodies follow docs/runtime-api.md §3 and its table §3.7 byte for byte (bodies
 are Go-encoded JSON with a trailing newline, as RIE sends them). The request-stream wire of
-``/next`` (architecture.md "Request streaming") is offered only to a runtime whose ``Accept``
+``/next`` (docs/runtime-api.md §11.2) is offered only to a runtime whose ``Accept``
 names ``application/vnd.duplexlambda.http-request-stream``; every other runtime gets the
 buffered event, so any runtime works.
 """
@@ -30,9 +30,9 @@ from duplexlambda.errors import (
 from duplexlambda.protocol.http1 import Headers
 from duplexlambda.protocol.prelude import DELIMITER, HTTP_REQUEST_STREAM
 
-from .furl import with_body
 from .invocations import (
     MAX_PAYLOAD,
+    BufferedPayload,
     Chunk,
     Dispatcher,
     Failure,
@@ -40,7 +40,9 @@ from .invocations import (
     HttpStreamPayload,
     Invocation,
     ResponseState,
+    buffer_event,
     error_payload,
+    read_capped,
 )
 from .server import Request, Response
 from .throttle import TokenBucket
@@ -80,8 +82,9 @@ def _error_body(error_type: str, message: str) -> bytes:
     return _go_json({"errorMessage": message, "errorType": error_type})
 
 
-def _too_large_message() -> str:
-    return f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."
+def _too_large_message(limit: int = MAX_PAYLOAD) -> str:
+    # RIE's words for a runtime's body over the cap (docs/runtime-api.md §3.7).
+    return f"Exceeded maximum allowed payload size ({limit} bytes)."
 
 
 def trailer_error(trailers: Headers) -> tuple[str, bytes] | None:
@@ -107,7 +110,8 @@ def _error_report(request: Request, body: bytes) -> tuple[str, bytes]:
     """Error type and caller-facing JSON of an ``/error`` or ``/init/error`` request.
 
     The type is the header's, else the body's ``errorType`` (the Python and Node clients send
-    no header, P13), else ``Runtime.Unknown``. A body that is not a JSON object is replaced by
+    no header, docs/runtime-api.md P13), else ``Runtime.Unknown``. A body that is not a JSON object
+    is replaced by
     a standard error object carrying the type.
     """
     header_type = request.header(ERROR_TYPE_HEADER)
@@ -129,7 +133,7 @@ def _error_report(request: Request, body: bytes) -> tuple[str, bytes]:
 
 
 def _content_type(request: Request) -> str:
-    # Propagated to the caller (runtime-api.md 3.3.1); a runtime that sends none gets
+    # Propagated to the caller (docs/runtime-api.md §3.3.1); a runtime that sends none gets
     # the generic binary type.
     return request.header("content-type") or "application/octet-stream"
 
@@ -271,46 +275,21 @@ class RuntimeApi:
             await self._deliver_stream(invocation, payload, response)
             return True
         if isinstance(payload, HttpStreamPayload):
-            event = await self._buffer_event(invocation, payload)
-            if event is None:
-                return False
-            data, content_type = event, "application/json"
-        else:
-            data, content_type = payload.data, payload.content_type
+            # The buffered event, capped as on AWS (6 MiB + 100 B): above it the caller gets
+            # 413 and the runtime never sees the request.
+            body, ctype = payload.body, payload.request_content_type
+            await buffer_event(invocation, body, payload.event, ctype)
+            payload = invocation.payload
         if invocation.settled:
             return False
+        assert isinstance(payload, BufferedPayload)  # buffer_event settles or buffers
+        data, content_type = payload.data, payload.content_type
         if request.disconnected.is_set():
             self._dispatcher.requeue(invocation)
             return True
         self._dispatcher.dispatch(invocation)
         await response.send(200, self._next_headers(invocation, content_type), data)
         return True
-
-    async def _buffer_event(
-        self, invocation: Invocation, payload: HttpStreamPayload
-    ) -> bytes | None:
-        """The whole 2.0 event for a runtime that does not take the request stream.
-
-        As on AWS the event is capped (6 MiB + 100 B): above it the client gets 413 and the
-        runtime never sees the request.
-        """
-        try:
-            body = await payload.body.read_all(MAX_PAYLOAD)
-            event = with_body(payload.event, body, payload.request_content_type)
-            if len(event) > MAX_PAYLOAD:
-                raise PayloadTooLargeError("event over the cap", len(event))
-        except PayloadTooLargeError as exc:
-            invocation.reject(
-                413,
-                "RequestTooLargeException",
-                f"Request must be smaller than {MAX_PAYLOAD} bytes for the invoke operation"
-                f" ({exc.size} bytes or more)",
-            )
-            return None
-        except BrokenResourceError:
-            invocation.reject(400, "InvalidRequestContentException", "request body truncated")
-            return None
-        return event
 
     async def _deliver_stream(
         self, invocation: Invocation, payload: HttpStreamPayload, response: Response
@@ -346,7 +325,7 @@ class RuntimeApi:
             invocation.remove_closer(response.abort)
 
     def _next_headers(self, invocation: Invocation, content_type: str) -> list[tuple[str, str]]:
-        # Set only when non-empty, with RIE's spelling (runtime-api.md 3.1).
+        # Set only when non-empty, with RIE's spelling (docs/runtime-api.md §3.1).
         candidates = [
             ("Content-Type", content_type),
             ("Lambda-Runtime-Aws-Request-Id", invocation.request_id),
@@ -364,7 +343,8 @@ class RuntimeApi:
     async def _response(self, invocation: Invocation, request: Request, response: Response) -> None:
         mode = request.header(MODE_HEADER)
         if mode is not None and mode != "streaming":
-            # Exactly "streaming", case-sensitive; anything else fails the invoke (P5).
+            # Exactly "streaming", case-sensitive; anything else fails the invoke (docs/runtime-
+            # api.md P5).
             invocation.fail(
                 "Runtime.InvalidResponseModeHeader", message=f"invalid response mode {mode!r}"
             )
@@ -390,11 +370,8 @@ class RuntimeApi:
     async def _relay_buffered(
         self, invocation: Invocation, request: Request, response: Response
     ) -> None:
-        declared = request.header("content-length")
         try:
-            if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD:
-                raise PayloadTooLargeError("declared length over the cap", int(declared))
-            body = await request.body.read_all(MAX_PAYLOAD)
+            body = await read_capped(request.body, request.header("content-length"))
         except PayloadTooLargeError as exc:
             await self._too_large(invocation, request, response, exc.size)
             return
@@ -476,7 +453,7 @@ class RuntimeApi:
             message=f"Response payload size ({size} bytes) exceeded maximum allowed payload"
             f" size ({limit} bytes).",
         )
-        message = f"Exceeded maximum allowed payload size ({limit} bytes)."
+        message = _too_large_message(limit)
         await self._reply(request, response, 413, "RequestEntityTooLarge", message, drain=drain)
 
     async def _truncated(
@@ -505,7 +482,7 @@ class RuntimeApi:
         if body is None:
             return
         if invocation.state is not ResponseState.NOT_STARTED:
-            # /error is only legal before a response started (runtime-api.md 3.4).
+            # /error is only legal before a response started (docs/runtime-api.md §3.4).
             message = (
                 f"State transition from {invocation.state.value} to FAILED failed for runtime."
                 " Error: State transition is not allowed"

@@ -29,11 +29,13 @@ from typing import Any, cast
 
 from duplexlambda.errors import (
     BrokenResourceError,
-    BusyResourceError,
     ChunkedEncodingError,
+    HeadTooLargeError,
     PayloadTooLargeError,
     RemoteProtocolError,
+    SingleReader,
 )
+from duplexlambda.protocol._types import Buffer
 from duplexlambda.protocol.chunked import ChunkEncoder, PyChunkEncoder, Trailers
 from duplexlambda.protocol.http1 import (
     BodyReader,
@@ -68,6 +70,22 @@ HEAD_TIMEOUT = 10.0
 App = Callable[["Request", "Response"], Awaitable[None]]
 
 
+async def read_whole(read: Callable[[], Awaitable[bytes]], limit: int) -> bytes:
+    """Every piece ``read()`` gives until ``b""``, at most ``limit`` bytes in all.
+
+    Raises:
+        PayloadTooLargeError: the body is longer (``size``: bytes seen, at least limit+1).
+    """
+    parts: list[bytes] = []
+    size = 0
+    while piece := await read():
+        size += len(piece)
+        if size > limit:
+            raise PayloadTooLargeError(f"body over {limit} bytes", size)
+        parts.append(piece)
+    return b"".join(parts)
+
+
 class Body:
     """A request body, delivered piece by piece as the bytes arrive.
 
@@ -82,6 +100,7 @@ class Body:
         self._pieces: deque[bytes] = deque()
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._reader = SingleReader("body")
         self._expect_continue = expect_continue
         self.done = False  #: the whole body (and trailers) has arrived
         self.error: Exception | None = None  #: why the body was cut short
@@ -130,27 +149,26 @@ class Body:
             BrokenResourceError: the client disconnected or sent a malformed body.
             BusyResourceError: another task is already waiting in ``read()``.
         """
-        if self._waiter is not None:
-            raise BusyResourceError("another task is reading this body")
-        if self._expect_continue:
-            self._expect_continue = False
-            self._conn.send_continue()
-        while not self._pieces:
-            if self.error is not None:
-                raise BrokenResourceError(str(self.error)) from self.error
-            if self.done:
-                return b""
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        piece = self._pieces.popleft()
-        self.last_piece = piece
-        self._buffered -= len(piece)
-        if self._buffered <= BODY_LOW_WATER:
-            self._conn.resume_reading_for("body")
-        return piece
+        with self._reader:
+            if self._expect_continue:
+                self._expect_continue = False
+                self._conn.send_continue()
+            while not self._pieces:
+                if self.error is not None:
+                    raise BrokenResourceError(str(self.error)) from self.error
+                if self.done:
+                    return b""
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+            piece = self._pieces.popleft()
+            self.last_piece = piece
+            self._buffered -= len(piece)
+            if self._buffered <= BODY_LOW_WATER:
+                self._conn.resume_reading_for("body")
+            return piece
 
     async def read_all(self, limit: int) -> bytes:
         """The whole body, at most ``limit`` bytes.
@@ -159,19 +177,12 @@ class Body:
             PayloadTooLargeError: the body is longer (``size``: bytes seen, at least limit+1).
             BrokenResourceError: as ``read()``.
         """
-        parts: list[bytes] = []
-        size = 0
-        while piece := await self.read():
-            size += len(piece)
-            if size > limit:
-                raise PayloadTooLargeError(f"body over {limit} bytes", size)
-            parts.append(piece)
-        return b"".join(parts)
+        return await read_whole(self.read, limit)
 
     @property
     def reading(self) -> bool:
         """True while a task waits in ``read()``."""
-        return self._waiter is not None
+        return self._reader.busy
 
     async def discard(self, limit: int) -> bool:
         """Read and drop up to ``limit`` bytes; True if the body ended cleanly within them."""
@@ -273,7 +284,7 @@ class Response:
         self.status = status
         self.first_byte_at = time.monotonic()
 
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
+    async def write(self, data: Buffer) -> None:
         """Send ``data`` as one chunk (or raw bytes with Content-Length); wait for drain."""
         if not data:
             return
@@ -439,7 +450,7 @@ class HttpServerProtocol(asyncio.Protocol):
             if not self._pauses and self._transport and not self._transport.is_closing():
                 self._transport.resume_reading()
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
+    def write(self, data: Buffer) -> None:
         if self._lost or self._transport is None or self._transport.is_closing():
             raise BrokenResourceError("client disconnected")
         self._transport.write(data)
@@ -468,8 +479,11 @@ class HttpServerProtocol(asyncio.Protocol):
     def _feed_head(self, data: bytes) -> None:
         try:
             head = self._heads.feed(data)
+        except HeadTooLargeError as exc:  # over MAX_HEAD bytes or MAX_HEADERS fields
+            self._reject(431, "Request Header Fields Too Large", str(exc))
+            return
         except RemoteProtocolError as exc:
-            self._reject_head(exc)
+            self._reject(400, "Bad Request", str(exc))
             return
         if head is None:
             if self._head_timer is None and data:
@@ -502,15 +516,6 @@ class HttpServerProtocol(asyncio.Protocol):
     def _head_too_slow(self) -> None:
         self._head_timer = None
         self._reject(408, "Request Timeout", f"head not complete after {HEAD_TIMEOUT:g} s")
-
-    def _reject_head(self, exc: RemoteProtocolError) -> None:
-        # http1.HeadReader states which limit was hit only in its message (head larger than
-        # MAX_HEAD, more than MAX_HEADERS fields); both are 431 (RFC 6585 5).
-        message = str(exc)
-        if "larger than" in message or "header fields" in message:
-            self._reject(431, "Request Header Fields Too Large", message)
-        else:
-            self._reject(400, "Bad Request", str(exc))
 
     def _reject(self, status: int, reason: str, detail: str) -> None:
         log.warning(

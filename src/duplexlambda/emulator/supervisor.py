@@ -1,10 +1,17 @@
 """Runs the runtime as a child process with Lambda's environment, and keeps it running.
 
-The child gets the variables a custom runtime reads (runtime-api.md 2). If it dies, what it
+The child gets the variables a custom runtime reads (docs/runtime-api.md §2). If it dies, what it
 was running fails with ``Runtime.ExitError`` and it is started again (with a growing delay
 while it keeps dying at once, e.g. after an init error). After a timeout Lambda recycles the
 environment: ``recycle()`` kills the child, and it is started again straight away. Its
 stdout and stderr are forwarded line by line to the ``duplexlambda.runtime`` logger.
+
+With a ``ContainerImage`` (``serve --image``) the child is ``docker run`` / ``podman run``
+of that image, run as Lambda runs a function's container: ENTRYPOINT + CMD (the handler, if
+given, replaces the CMD), a read-only root file system with a writable ``/tmp``, a non-root
+user, only Lambda's variables, and the host's network so that it reaches the Runtime API on
+127.0.0.1. SIGTERM goes to the container through the engine's signal proxy; a kill (after
+the grace period, or a recycle) is sent to the container by its name.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from .app import Emulator
 from .invocations import Invocation
@@ -46,50 +54,97 @@ def runtime_command(handler: str, override: str | None = None) -> list[str]:
     return [*argv, handler]
 
 
-def lambda_environment(emulator: Emulator, handler: str, task_root: str) -> dict[str, str]:
-    """The environment Lambda gives a runtime (runtime-api.md 2), over ours."""
+def lambda_variables(emulator: Emulator, handler: str, task_root: str) -> dict[str, str]:
+    """The variables Lambda sets for a runtime (docs/runtime-api.md §2), and nothing else."""
     config = emulator.config
     stream = f"{time.strftime('%Y/%m/%d')}/[{config.function_version}]{secrets.token_hex(16)}"
-    env = dict(os.environ)
-    env.update(
-        {
-            "AWS_LAMBDA_RUNTIME_API": emulator.runtime_api,
-            "_HANDLER": handler,
-            "LAMBDA_TASK_ROOT": task_root,
-            "AWS_LAMBDA_FUNCTION_NAME": config.function_name,
-            "AWS_LAMBDA_FUNCTION_VERSION": config.function_version,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_size),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.function_name}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-            "AWS_REGION": config.region,
-            "AWS_DEFAULT_REGION": config.region,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    # The function's code is importable, as on Lambda (sys.path starts with the task root).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (task_root, env.get("PYTHONPATH")) if p)
+    variables = {
+        "AWS_LAMBDA_RUNTIME_API": emulator.runtime_api,
+        "_HANDLER": handler,
+        "LAMBDA_TASK_ROOT": task_root,
+        "AWS_LAMBDA_FUNCTION_NAME": config.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": config.function_version,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_size),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_REGION": config.region,
+        "AWS_DEFAULT_REGION": config.region,
+        "PYTHONUNBUFFERED": "1",
+    }
     # Classic Lambda does not set it; its mere presence switches awslambdaric to its
     # multi-process (Managed Instances) mode, so it is set only when asked for.
     if config.concurrency > 1:
-        env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(config.concurrency)
-    else:
-        env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)
+        variables["AWS_LAMBDA_MAX_CONCURRENCY"] = str(config.concurrency)
+    return variables
+
+
+def lambda_environment(emulator: Emulator, handler: str, task_root: str) -> dict[str, str]:
+    """The environment Lambda gives a runtime (docs/runtime-api.md §2), over ours."""
+    env = dict(os.environ)
+    env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)
+    env.update(lambda_variables(emulator, handler, task_root))
+    # The function's code is importable, as on Lambda (sys.path starts with the task root).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (task_root, env.get("PYTHONPATH")) if p)
     return env
+
+
+#: Lambda's task root and its sandbox user, in a function's container.
+IMAGE_TASK_ROOT = "/var/task"
+LAMBDA_USER = "993:993"
+
+
+@dataclass(frozen=True)
+class ContainerImage:
+    """``serve --image``: the runtime is this image, run by ``engine`` as Lambda runs it."""
+
+    engine: tuple[str, ...]  #: e.g. ``("docker",)`` or ``("podman",)``
+    image: str
+    #: replaces the image's CMD (``ImageConfig.Command``); None keeps the CMD
+    handler: str | None = None
+
+    def run_argv(self, name: str, variables: Mapping[str, str]) -> list[str]:
+        """``ENGINE run`` for one start; each variable's value comes from the engine's own
+        environment (``--env NAME``), so none of them shows on a command line."""
+        argv = [
+            *self.engine, "run", "--rm", "--name", name,
+            "--network", "host",  # the Runtime API listens on 127.0.0.1
+            "--read-only", "--tmpfs", "/tmp:rw,exec,size=512m,mode=1777",
+            "--user", LAMBDA_USER,
+        ]  # fmt: skip
+        for variable in variables:
+            argv += ["--env", variable]
+        argv.append(self.image)
+        if self.handler is not None:
+            argv.append(self.handler)
+        return argv
+
+    def kill_argv(self, name: str) -> list[str]:
+        """SIGKILL the container ``name`` (``--rm`` then removes it)."""
+        return [*self.engine, "kill", "--signal", "KILL", name]
 
 
 class Supervisor:
     """Starts, watches, restarts and stops the runtime process of one ``Emulator``."""
 
     def __init__(
-        self, emulator: Emulator, handler: str, command: Sequence[str], task_root: str
+        self,
+        emulator: Emulator,
+        handler: str,
+        command: Sequence[str],
+        task_root: str,
+        *,
+        image: ContainerImage | None = None,
     ) -> None:
         self._emulator = emulator
         self._handler = handler
         self._command = list(command)
-        self._task_root = os.path.abspath(task_root)
+        self._image = image
+        self._task_root = IMAGE_TASK_ROOT if image is not None else os.path.abspath(task_root)
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
+        self._container: str | None = None  #: the running container's name (image mode)
+        self._removals: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._recycling = False
         self.starts = 0  #: how many times the runtime was started
@@ -112,6 +167,7 @@ class Supervisor:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(*self._removals, return_exceptions=True)
 
     def recycle(self, invocation: Invocation | None = None) -> None:
         """Kill the runtime now so that a fresh one starts (after a timeout)."""
@@ -119,16 +175,27 @@ class Supervisor:
             return
         log.warning("recycling the runtime (pid %d)", self.pid)
         self._recycling = True
-        self._signal(signal.SIGKILL)
+        if self._container is not None:
+            # Killing the engine's client would leave its container running.
+            task = asyncio.get_running_loop().create_task(self._kill_container(self._container))
+            self._removals.add(task)
+            task.add_done_callback(self._removals.discard)
+        else:
+            self._signal(signal.SIGKILL)
 
     # --- internals ------------------------------------------------------------------------
 
     async def _run(self) -> None:
         delay = _FIRST_DELAY
-        env = lambda_environment(self._emulator, self._handler, self._task_root)
+        if self._image is not None:
+            variables = lambda_variables(self._emulator, self._handler, self._task_root)
+            env = {**os.environ, **variables}
+        else:
+            variables = {}
+            env = lambda_environment(self._emulator, self._handler, self._task_root)
         while not self._stopping:
             started = time.monotonic()
-            code = await self._run_once(env)
+            code = await self._run_once(self._argv(variables), env)
             if self._stopping:
                 return
             recycled, self._recycling = self._recycling, False
@@ -142,12 +209,19 @@ class Supervisor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _MAX_DELAY)
 
-    async def _run_once(self, env: dict[str, str]) -> int | None:
+    def _argv(self, variables: Mapping[str, str]) -> list[str]:
+        """The command for the next start (in image mode, a container with a new name)."""
+        if self._image is None:
+            return self._command
+        self._container = f"duplexlambda-{os.getpid()}-{self.starts + 1}-{secrets.token_hex(3)}"
+        return self._image.run_argv(self._container, variables)
+
+    async def _run_once(self, command: list[str], env: dict[str, str]) -> int | None:
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *self._command,
+                *command,
                 env=env,
-                cwd=self._task_root,
+                cwd=self._task_root if self._image is None else None,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -156,11 +230,11 @@ class Supervisor:
                 start_new_session=True,
             )
         except OSError as exc:
-            log.error("cannot start the runtime %s: %s", shlex.join(self._command), exc)
+            log.error("cannot start the runtime %s: %s", shlex.join(command), exc)
             return None
         self.starts += 1
         proc = self._proc
-        log.info("runtime started (pid %d): %s", proc.pid, shlex.join(self._command))
+        log.info("runtime started (pid %d): %s", proc.pid, shlex.join(command))
         assert proc.stdout is not None
         assert proc.stderr is not None
         try:
@@ -169,8 +243,7 @@ class Supervisor:
             )
         finally:
             if proc.returncode is None:  # cancelled: do not leave it behind
-                self._signal(signal.SIGKILL)
-                await proc.wait()
+                await self._kill()
         return proc.returncode
 
     async def _forward(self, stream: asyncio.StreamReader) -> None:
@@ -198,11 +271,40 @@ class Supervisor:
         proc = self._proc
         if proc is None or proc.returncode is not None:
             return
-        self._signal(signal.SIGTERM)
+        self._signal(signal.SIGTERM)  # an engine's client passes it on to its container
         try:
             await asyncio.wait_for(proc.wait(), _STOP_GRACE)
         except TimeoutError:
-            self._signal(signal.SIGKILL)
-            await proc.wait()
+            await self._kill()
         # Workers it forked share its group: make sure none outlives it.
         self._signal(signal.SIGKILL, group_only=True)
+
+    async def _kill(self) -> None:
+        """SIGKILL the runtime (its container, in image mode) and wait for it."""
+        proc = self._proc
+        if proc is None:
+            return
+        if self._container is not None:
+            await self._kill_container(self._container)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(proc.wait()), _STOP_GRACE)
+        self._signal(signal.SIGKILL)
+        await proc.wait()
+
+    async def _kill_container(self, name: str) -> None:
+        """``ENGINE kill --signal KILL NAME`` (image mode)."""
+        assert self._image is not None
+        argv = self._image.kill_argv(name)
+        try:
+            killer = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await killer.communicate()
+        except OSError as exc:
+            log.error("cannot kill the container %s: %s", name, exc)
+            return
+        if killer.returncode != 0:
+            log.warning("%s: %s", shlex.join(argv), err.decode("utf-8", "replace").strip())

@@ -1,7 +1,7 @@
 """The streaming bandwidth limit AWS applies to streamed responses (``--throttle``).
 
 Lambda streams the first 6 MB of a response uncapped, then at most 2 MB/s
-(runtime-api.md 8). RIE implements it as a token bucket: 6 MiB burst, 2 MiB/s, refilled every
+(docs/runtime-api.md §8). RIE implements it as a token bucket: 6 MiB burst, 2 MiB/s, refilled every
 125 ms. This one refills continuously, which averages to the same rate. Sans-I/O: the caller
 passes the clock and sleeps for the delay it is given.
 """

@@ -12,9 +12,9 @@ from typing import Any
 from duplexlambda._chunked_cffi import ffi, lib
 from duplexlambda.errors import chunked_error
 
+from ._chunked_py import E_TRUNCATED, S_DATA, S_DONE, Trailers, encode_trailers
 from ._chunked_py import ChunkDecoder as _PyChunkDecoder
 from ._chunked_py import ChunkEncoder as _PyChunkEncoder
-from ._chunked_py import Trailers, encode_trailers
 from ._types import Buffer
 
 # Gather buffers are written by C before anyone reads them: skip cffi's zero fill, which
@@ -27,8 +27,6 @@ _MAX_SPANS = 4096
 #: into one buffer by C (a Python memoryview costs ~100 ns, a small memcpy a few ns).
 _MAX_VIEWS = 8
 _NEED_MORE, _END, _FULL = lib.DL_NEED_MORE, lib.DL_END, lib.DL_FULL
-_E_TRUNCATED = -9
-_S_DATA, _S_DONE = 5, 14  # S_DATA and S_DONE in csrc/chunked.c
 
 
 class ChunkDecoder(_PyChunkDecoder):
@@ -67,7 +65,7 @@ class ChunkDecoder(_PyChunkDecoder):
     @property
     def done(self) -> bool:
         """True once the whole body, trailers included, has been read."""
-        return bool(self._d.state == _S_DONE)
+        return bool(self._d.state == S_DONE)
 
     @property
     def data_total(self) -> int:
@@ -96,7 +94,7 @@ class ChunkDecoder(_PyChunkDecoder):
             raise chunked_error(self._d.error)
         self._truncated = True
         self._left = 0
-        raise chunked_error(_E_TRUNCATED)
+        raise chunked_error(E_TRUNCATED)
 
     def feed(self, data: Buffer) -> list[memoryview]:
         """Decode ``data``; return the body data pieces it held, in order."""
@@ -109,7 +107,7 @@ class ChunkDecoder(_PyChunkDecoder):
             view = memoryview(data)
             return [view if view.format == "B" else view.cast("B")]
         if self._truncated:
-            raise chunked_error(_E_TRUNCATED)
+            raise chunked_error(E_TRUNCATED)
         if not n:
             if self._d.error:
                 raise chunked_error(self._d.error)
@@ -146,7 +144,7 @@ class ChunkDecoder(_PyChunkDecoder):
                 base = src + pos
                 continue
             if rc == _NEED_MORE:
-                self._left = d.size if d.state == _S_DATA else 0
+                self._left = d.size if d.state == S_DATA else 0
                 return result
             if rc == _END:
                 self.unused_data = bytes(memoryview(data).cast("B")[pos:])

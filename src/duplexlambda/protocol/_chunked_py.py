@@ -9,25 +9,28 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from duplexlambda import errors
 from duplexlambda.errors import LocalProtocolError, chunked_error
 
 from ._types import Buffer
 
+# Limits: DL_MAX_* in chunked.h; the states below are chunked.c's enum, in its order.
 MAX_LINE = 8192
 MAX_SIZE_DIGITS = 16
 MAX_TRAILER_BYTES = 16384
 MAX_TRAILERS = 64
 
-# status codes, as in chunked.h
-E_BAD_SIZE = -1
-E_SIZE_OVERFLOW = -2
-E_LINE_TOO_LONG = -3
-E_BAD_CRLF = -4
-E_BAD_EXTENSION = -5
-E_BAD_TRAILER = -6
-E_TRAILERS_TOO_LARGE = -7
-E_AFTER_END = -8
-E_TRUNCATED = -9
+# Status codes: the ``code`` of each error class (errors.py), which equal DL_E_* in chunked.h
+# (tests/protocol/test_chunked_constants.py). E_TRUNCATED is Python's alone: C never sees EOF.
+E_BAD_SIZE = errors.BadChunkSizeError.code
+E_SIZE_OVERFLOW = errors.ChunkSizeOverflowError.code
+E_LINE_TOO_LONG = errors.LineTooLongError.code
+E_BAD_CRLF = errors.BadLineEndingError.code
+E_BAD_EXTENSION = errors.BadChunkExtensionError.code
+E_BAD_TRAILER = errors.BadTrailerError.code
+E_TRAILERS_TOO_LARGE = errors.TrailersTooLargeError.code
+E_AFTER_END = errors.DataAfterEndError.code
+E_TRUNCATED = errors.TruncatedBodyError.code
 
 (
     S_SIZE_START,
@@ -204,15 +207,22 @@ class ChunkDecoder:
         if self._line_len > MAX_LINE:
             raise _Failed(E_LINE_TOO_LONG)
 
+    def _line_byte(self, c: int, lf_state: int) -> bool:
+        """A byte of a size or trailer line: True if it is the CR that ends it (the state moves
+        to ``lf_state``); a bare LF is an error; any other byte counts towards ``MAX_LINE``."""
+        if c == _CR:
+            self._state = lf_state
+            return True
+        if c == _LF:
+            raise _Failed(E_BAD_CRLF)
+        self._count()
+        return False
+
     def _step(self, c: int) -> None:
         state = self._state
         if state in (S_SIZE, S_SIZE_BWS):
-            if c == _CR:
-                self._state = S_SIZE_LF
+            if self._line_byte(c, S_SIZE_LF):
                 return
-            if c == _LF:
-                raise _Failed(E_BAD_CRLF)
-            self._count()
             if c in _OWS:
                 self._state = S_SIZE_BWS
             elif c == _SEMI:
@@ -220,13 +230,7 @@ class ChunkDecoder:
             else:
                 raise _Failed(E_BAD_SIZE)
         elif state == S_EXT:
-            if c == _CR:
-                self._state = S_SIZE_LF
-                return
-            if c == _LF:
-                raise _Failed(E_BAD_CRLF)
-            self._count()
-            if _is_ctl(c):
+            if not self._line_byte(c, S_SIZE_LF) and _is_ctl(c):
                 raise _Failed(E_BAD_EXTENSION)
         elif state == S_SIZE_LF:
             if c != _LF:
@@ -273,12 +277,8 @@ class ChunkDecoder:
             else:
                 raise _Failed(E_BAD_TRAILER)
         elif state in (S_TVALUE_OWS, S_TVALUE):
-            if c == _CR:
-                self._state = S_TLF
+            if self._line_byte(c, S_TLF):
                 return
-            if c == _LF:
-                raise _Failed(E_BAD_CRLF)
-            self._count()
             if c in _OWS:
                 if state == S_TVALUE:
                     self._store(c)

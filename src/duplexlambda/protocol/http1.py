@@ -2,7 +2,7 @@
 
 Heads are parsed by httptools (llhttp), which validates them strictly; bodies are framed by
 our own readers so that the chunked hot path runs through the C codec and trailers are kept
-(runtime-api.md 10: aiohttp drops trailers, http.server does not decode chunked at all).
+(docs/runtime-api.md §10: aiohttp drops trailers, http.server does not decode chunked at all).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import httptools
 
-from duplexlambda.errors import LocalProtocolError, RemoteProtocolError
+from duplexlambda.errors import HeadTooLargeError, LocalProtocolError, RemoteProtocolError
 
 from ._types import Buffer
 from .chunked import ChunkDecoder
@@ -140,7 +140,8 @@ class HeadReader:
     """Accumulates bytes until a full head (up to CRLFCRLF) is in; parses it with httptools.
 
     ``feed(data)`` returns the parsed head once complete, else None; the bytes after the
-    head are in ``rest``. Raises ``RemoteProtocolError`` for a malformed or oversized head.
+    head are in ``rest``. Raises ``HeadTooLargeError`` for a head over ``max_head`` bytes or
+    ``MAX_HEADERS`` fields, ``RemoteProtocolError`` for any other malformed head.
     """
 
     def __init__(self, role: str, max_head: int = MAX_HEAD) -> None:
@@ -159,11 +160,11 @@ class HeadReader:
         end = self._buf.find(b"\r\n\r\n", start)
         if end < 0:
             if len(self._buf) > self._max:
-                raise RemoteProtocolError(f"message head larger than {self._max} bytes")
+                raise HeadTooLargeError(f"message head larger than {self._max} bytes")
             return None
         end += 4
         if end > self._max:
-            raise RemoteProtocolError(f"message head larger than {self._max} bytes")
+            raise HeadTooLargeError(f"message head larger than {self._max} bytes")
         head, self.rest = bytes(self._buf[:end]), bytes(self._buf[end:])
         self._buf = bytearray()
         return self._parse(head)
@@ -196,7 +197,7 @@ class HeadReader:
         if not sink.complete:
             raise RemoteProtocolError("malformed HTTP head")
         if sink.too_many:
-            raise RemoteProtocolError(f"more than {MAX_HEADERS} header fields")
+            raise HeadTooLargeError(f"more than {MAX_HEADERS} header fields")
         headers = Headers(sink.headers)
         version = parser.get_http_version()
         keep_alive = sink.keep_alive

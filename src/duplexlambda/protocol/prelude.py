@@ -1,4 +1,4 @@
-"""The JSON + 8 x NUL prelude, both directions (runtime-api.md section 5).
+"""The JSON + 8 x NUL prelude, both directions (docs/runtime-api.md §5).
 
 On the response side a streaming runtime sends, with content type
 ``application/vnd.awslambda.http-integration-response``, a JSON object (status, headers,
@@ -24,7 +24,7 @@ DELIMITER = b"\x00" * 8
 MAX_PRELUDE = 64 * 1024
 #: The request stream's "prelude" is the function-URL event without its body: it may be as
 #: large as any event Lambda delivers, i.e. the buffered payload cap, 6 MiB + 100 B
-#: (runtime-api.md 8), so that every request lambda mode serves is served on this wire too.
+#: (docs/runtime-api.md §8), so that every request lambda mode serves is served on this wire too.
 MAX_REQUEST_PRELUDE = 6 * 1024 * 1024 + 100
 
 HTTP_INTEGRATION_RESPONSE = "application/vnd.awslambda.http-integration-response"

@@ -1,4 +1,4 @@
-"""Runtime API requests and the /next response, sans-I/O (runtime-api.md sections 1-4).
+"""Runtime API requests and the /next response, sans-I/O (docs/runtime-api.md §1-§4).
 
 One builder per endpoint, each returning the exact bytes of the request head, so that every
 request the runtime sends is unit-tested byte for byte without a network.
@@ -24,7 +24,7 @@ from .http1 import Headers, encode_request_head
 API_VERSION = "/2018-06-01"
 USER_AGENT = f"duplexlambda/{__version__}"
 
-# Header names as Lambda spells them (matching is case-insensitive, runtime-api.md 1).
+# Header names as Lambda spells them (matching is case-insensitive, docs/runtime-api.md §1).
 H_REQUEST_ID = "Lambda-Runtime-Aws-Request-Id"
 H_DEADLINE = "Lambda-Runtime-Deadline-Ms"
 H_ARN = "Lambda-Runtime-Invoked-Function-Arn"
@@ -61,8 +61,8 @@ def _valid_host(host: str) -> bool:
 class RuntimeApiAddress:
     """Where the Runtime API listens: ``AWS_LAMBDA_RUNTIME_API``.
 
-    Lambda sets ``host:port``; cargo-lambda sets ``http://host:port/prefix`` (runtime-api.md
-    1), so both are accepted.
+    Lambda sets ``host:port``; cargo-lambda sets ``http://host:port/prefix`` (docs/runtime-api.md
+    §1), so both are accepted.
     """
 
     host: str
@@ -162,7 +162,8 @@ def response_request(
 def streaming_response_request(
     address: RuntimeApiAddress, request_id: str, content_type: str
 ) -> bytes:
-    """Head of a streaming ``/response`` (runtime-api.md 3.3.1), byte for byte what .NET sends.
+    """Head of a streaming ``/response`` (docs/runtime-api.md §3.3.1), byte for byte what .NET
+    sends.
 
     The body follows as chunks; trailers are declared so an error can still be reported once
     streaming has begun.
@@ -198,7 +199,7 @@ def error_request(
         (H_ERROR_TYPE, error_type),
         ("Content-Length", str(body_len)),
     ]
-    # Clients drop the X-Ray cause at 1 MiB; Lambda caps it at 64 KiB (runtime-api.md 3.4).
+    # Clients drop the X-Ray cause at 1 MiB; Lambda caps it at 64 KiB (docs/runtime-api.md §3.4).
     if xray_cause is not None and len(xray_cause) < 64 * 1024:
         headers.append((H_XRAY_CAUSE, xray_cause.decode("utf-8")))
     return encode_request_head("POST", address.path(endpoint), headers)
@@ -208,7 +209,7 @@ def error_request(
 
 
 class ErrorPayload(msgspec.Struct):
-    """The standard Lambda error body (runtime-api.md 3.4), with awslambdaric's field names.
+    """The standard Lambda error body (docs/runtime-api.md §3.4), with awslambdaric's field names.
 
     ``requestId`` is ``""`` for init errors, as awslambdaric sends it.
     """
@@ -341,10 +342,10 @@ def _fit_for_trailer(payload: ErrorPayload) -> bytes:
 
 
 def error_trailers(payload: ErrorPayload) -> list[tuple[str, str]]:
-    """The two trailers that end a streamed response in error (runtime-api.md 3.3.3).
+    """The two trailers that end a streamed response in error (docs/runtime-api.md §3.3.3).
 
     The body is single-line standard base64 of the JSON: raw JSON could carry CR/LF and break
-    the chunked framing (P12).
+    the chunked framing (docs/runtime-api.md P12).
     """
     body = base64.b64encode(_fit_for_trailer(payload)).decode("ascii")
     return [(H_ERROR_TYPE, payload.errorType), (H_ERROR_BODY, body)]
@@ -385,7 +386,8 @@ def parse_next(headers: Headers, now_ms: int) -> InvocationHead:
         deadline = int(raw_deadline)
     except ValueError:
         deadline = 0
-    # cargo-lambda sends a constant 600000 (not an epoch, P3): read small values as relative.
+    # cargo-lambda sends a constant 600000 (not an epoch, docs/runtime-api.md P3): read small values
+    # as relative.
     if deadline < 10**12:
         deadline = now_ms + (deadline or 900_000)
     content_type = (headers.get("content-type") or b"application/json").decode("latin-1")

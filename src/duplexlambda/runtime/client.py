@@ -1,7 +1,7 @@
 """The Runtime API client: one method per endpoint, over ``transport`` connections.
 
 Keep-alive connections serve ``/next`` and buffered posts; every streaming ``/response`` gets
-a fresh connection that is closed after its 202 (runtime-api.md 3.3.2). Any 2xx counts as
+a fresh connection that is closed after its 202 (docs/runtime-api.md §3.3.2). Any 2xx counts as
 accepted (cargo-lambda answers 200, Lambda 202); a 500 means the environment is broken and
 the runtime must exit (``RuntimeApiFatalError``).
 """
@@ -76,7 +76,7 @@ class RuntimeApiClient:
         self._idle.clear()
 
     async def next(self) -> tuple[InvocationHead, ClientConnection]:
-        """Long-poll ``/next`` (no timeout, ever: runtime-api.md 1).
+        """Long-poll ``/next`` (no timeout, ever: docs/runtime-api.md §1).
 
         Returns the invocation and the connection whose body carries its event; read the body
         from it, then ``release()`` it. An empty 204 (some emulators) means "poll again".

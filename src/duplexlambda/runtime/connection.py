@@ -20,6 +20,7 @@ from duplexlambda.errors import (
     BrokenResourceError,
     BusyResourceError,
     RemoteProtocolError,
+    SingleReader,
 )
 from duplexlambda.protocol.http1 import BodyReader, HeadReader, ResponseHead, body_reader
 from duplexlambda.protocol.runtime_api import RuntimeApiAddress
@@ -49,7 +50,7 @@ class ClientConnection(asyncio.Protocol):
         self._pieces: collections.deque[memoryview] = collections.deque()
         self._buffered = 0
         self._data_waiter: asyncio.Future[None] | None = None
-        self._reading = False
+        self._reader = SingleReader("response")
         self._body_done = False
         self._error: BaseException | None = None
         self._paused = False
@@ -262,10 +263,6 @@ class ClientConnection(asyncio.Protocol):
             self._head_waiter = self._loop.create_future()
         return await self._head_waiter
 
-    def has_response(self) -> bool:
-        """True once a response head (possibly an early one) has arrived."""
-        return self.response is not None
-
     async def read(self) -> memoryview | bytes:
         """The next piece of the response body, ``b""`` at its end.
 
@@ -273,10 +270,7 @@ class ClientConnection(asyncio.Protocol):
             BusyResourceError: another task is already reading.
             BrokenResourceError / RemoteProtocolError: the body was cut short or malformed.
         """
-        if self._reading:
-            raise BusyResourceError("another task is reading this response")
-        self._reading = True
-        try:
+        with self._reader:
             while not self._pieces:
                 if self._body_done and self._error is None:
                     return b""
@@ -290,8 +284,6 @@ class ClientConnection(asyncio.Protocol):
                 self._paused = False
                 self.transport.resume_reading()
             return piece
-        finally:
-            self._reading = False
 
     async def read_all(self, limit: int | None = None) -> bytes:
         """The whole response body (at most ``limit`` bytes)."""

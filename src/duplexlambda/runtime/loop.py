@@ -2,7 +2,7 @@
 
 One event loop for the life of the process (clients opened at init are reused by every warm
 invocation); ``AWS_LAMBDA_MAX_CONCURRENCY`` loops poll ``/next`` side by side, each failure
-isolated to its invocation. Errors follow runtime-api.md 3.3.4: before the first byte a
+isolated to its invocation. Errors follow docs/runtime-api.md §3.3.4: before the first byte a
 buffered ``/error``, after it the error trailers.
 """
 
@@ -254,7 +254,9 @@ class Runtime:
                 else None,
             )
         except RuntimeApiRejected as exc:
-            log.error("invocation %s: %s", head.request_id, exc)  # e.g. 413: no /error (P6)
+            log.error(
+                "invocation %s: %s", head.request_id, exc
+            )  # e.g. 413: no /error (docs/runtime-api.md P6)
         except RuntimeApiFatalError:
             raise
         except Exception as exc:

@@ -20,9 +20,9 @@ import msgspec
 from duplexlambda.context import LambdaContext
 from duplexlambda.errors import (
     BrokenResourceError,
-    BusyResourceError,
     ClosedResourceError,
     RemoteProtocolError,
+    SingleReader,
 )
 from duplexlambda.protocol._types import Buffer
 from duplexlambda.runtime.connection import ClientConnection
@@ -184,7 +184,7 @@ class Request:
         self._source = source
         self._buf = bytearray()
         self._eof = False
-        self._busy = False
+        self._reader = SingleReader("request")
         self.event = event
         self.context = context
         self.http = http
@@ -221,11 +221,6 @@ class Request:
         return self.http.cookies if self.http else {}
 
     # reading
-    def _enter(self) -> None:
-        if self._busy:
-            raise BusyResourceError("another task is reading this request")
-        self._busy = True
-
     async def _fill(self) -> bool:
         """Read one more piece into the buffer; False at the end of the body."""
         if self._eof:
@@ -239,8 +234,7 @@ class Request:
 
     async def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (all the rest when ``n < 0``); ``b""`` only at the end."""
-        self._enter()
-        try:
+        with self._reader:
             if n < 0:
                 while await self._fill():
                     pass
@@ -250,13 +244,10 @@ class Request:
             data = bytes(self._buf[:n])
             del self._buf[:n]
             return data
-        finally:
-            self._busy = False
 
     async def readexactly(self, n: int) -> bytes:
         """Exactly ``n`` bytes; ``asyncio.IncompleteReadError`` if the body ends first."""
-        self._enter()
-        try:
+        with self._reader:
             while len(self._buf) < n and await self._fill():
                 pass
             if len(self._buf) < n:
@@ -266,13 +257,10 @@ class Request:
             data = bytes(self._buf[:n])
             del self._buf[:n]
             return data
-        finally:
-            self._busy = False
 
     async def readline(self) -> bytes:
         """One line including its ``\\n`` (the rest of the body if it has none)."""
-        self._enter()
-        try:
+        with self._reader:
             start = 0
             while (end := self._buf.find(b"\n", start)) < 0:
                 start = len(self._buf)
@@ -282,8 +270,6 @@ class Request:
             data = bytes(self._buf[: end + 1])
             del self._buf[: end + 1]
             return data
-        finally:
-            self._busy = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         """The body chunk by chunk, as it arrives."""
@@ -292,11 +278,8 @@ class Request:
             self._buf.clear()
             yield data
         while True:
-            self._enter()
-            try:
+            with self._reader:
                 piece = b"" if self._eof else await self._source.next_piece()
-            finally:
-                self._busy = False
             if not piece:
                 self._eof = True
                 return

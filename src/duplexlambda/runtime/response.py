@@ -95,7 +95,7 @@ class Response:
 
     For HTTP-shaped invocations a prelude (status, headers, cookies) goes first, as its own
     chunk, then the 8 NUL bytes as their own chunk (cargo-lambda needs that), even when the
-    body is empty (P1). For plain invocations the bytes go out as they are.
+    body is empty (docs/runtime-api.md P1). For plain invocations the bytes go out as they are.
     """
 
     def __init__(
@@ -236,7 +236,8 @@ class Response:
         if "content-type" not in self.headers:
             headers["content-type"] = "application/octet-stream"
         prelude = HttpResponsePrelude(self._status, headers, self._cookies)
-        # Two chunks: cargo-lambda takes the first chunk as the whole prelude (P3).
+        # Two chunks: cargo-lambda takes the first chunk as the whole prelude (docs/runtime-api.md
+        # P3).
         return self._encoder.data(encode_prelude(prelude)) + self._encoder.data(DELIMITER)
 
     async def _start(self) -> ClientConnection:

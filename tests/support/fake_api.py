@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from duplexlambda.protocol._chunked_py import ChunkDecoder
 from duplexlambda.protocol.http1 import HeadReader, RequestHead
 
+from .wire import text_header
+
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f"
 
 
@@ -37,8 +39,7 @@ class Received:
         return self.head.target.decode()
 
     def header(self, name: str) -> str | None:
-        value = self.head.headers.get(name)
-        return value.decode("latin-1") if value is not None else None
+        return text_header(self.head.headers, name)
 
 
 @dataclass
@@ -71,7 +72,8 @@ class FakeRuntimeApi:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.next_status: int | None = None
-        #: answer this many /next polls with an empty 204 first (cargo-lambda does, P3)
+        #: answer this many /next polls with an empty 204 first (cargo-lambda does, docs/runtime-
+        #: api.md P3)
         self.idle_204 = 0
         self.address = ""
 

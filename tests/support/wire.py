@@ -1,4 +1,5 @@
-"""Raw HTTP/1.1 over a socket for the emulator tests: we write the bytes, we read the bytes.
+"""Raw HTTP/1.1 over sockets, in both roles: a caller of the function URL / Invoke API, and
+a runtime playing against the Runtime API. We write the bytes, we read the bytes.
 
 Responses are parsed with the project's own sans-I/O heads and body readers, so a test sees
 exactly what went over the wire: chunk by chunk, with arrival times, trailers, truncation.
@@ -9,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -34,7 +36,7 @@ NUL8 = b"\x00" * 8
 
 @contextlib.asynccontextmanager
 async def running(**settings: object) -> AsyncIterator[Emulator]:
-    """An emulator on free ports (timeout 10 s unless given), closed on exit."""
+    """An emulator on free ports (timeout 10 s unless given), closed on exit; no runtime."""
     settings.setdefault("timeout", 10.0)
     config = EmulatorConfig(port=0, runtime_api_port=0, **settings)  # type: ignore[arg-type]
     async with Emulator(config) as emu:
@@ -45,23 +47,42 @@ INVOKE = "/2015-03-31/functions/function/invocations"
 INVOKE_STREAM = "/2021-11-15/functions/function/response-streaming-invocations"
 
 
+def text_header(headers: Headers, name: str) -> str | None:
+    """The first value of header ``name`` (any case) as text, or None."""
+    value = headers.get(name)
+    return None if value is None else value.decode("latin-1")
+
+
 @dataclass
 class Reply:
     """A whole response as read off the wire."""
 
     status: int
     headers: Headers
-    body: bytes
+    #: (monotonic arrival time, bytes) as the body decoder gave them: one item per HTTP
+    #: chunk (a chunk split across socket reads comes as its parts)
+    chunks: list[tuple[float, bytes]] = field(default_factory=list)
     trailers: Headers = field(default_factory=Headers)
-    truncated: bool = False
-    pieces: list[tuple[float, bytes]] = field(default_factory=list)
+    #: the body ended as its framing says (False: cut short, e.g. no terminating chunk)
+    complete: bool = True
+    started: float = 0.0  #: monotonic time the connection was open and the request went out
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(data for _, data in self.chunks)
+
+    @property
+    def truncated(self) -> bool:
+        return not self.complete
 
     def json(self) -> object:
         return msgspec.json.decode(self.body)
 
     def header(self, name: str) -> str | None:
-        value = self.headers.get(name)
-        return None if value is None else value.decode("latin-1")
+        return text_header(self.headers, name)
+
+    def header_all(self, name: str) -> list[str]:
+        return [value.decode("latin-1") for value in self.headers.get_all(name)]
 
 
 class Conn:
@@ -134,18 +155,17 @@ class Conn:
         self._buf = reader.unused_data
         self.trailers = Headers(reader.trailers)
 
-    async def read_reply(self, within: float = TIMEOUT, *, method: bytes = b"GET") -> Reply:
+    async def read_reply(
+        self, within: float = TIMEOUT, *, method: bytes = b"GET", started: float = 0.0
+    ) -> Reply:
         head = await self.read_head(within)
-        reply = Reply(head.status, head.headers, b"")
-        parts = []
+        reply = Reply(head.status, head.headers, started=started)
         self.trailers = Headers()
         try:
             async for piece in self.body_pieces(head, within, method=method):
-                reply.pieces.append((time.monotonic(), piece))
-                parts.append(piece)
+                reply.chunks.append((time.monotonic(), piece))
         except RemoteProtocolError:
-            reply.truncated = True
-        reply.body = b"".join(parts)
+            reply.complete = False
         reply.trailers = self.trailers
         return reply
 
@@ -156,14 +176,26 @@ class Conn:
         return True
 
 
+Body = bytes | AsyncIterable[bytes] | None
+
+
 def request_bytes(
-    method: str, target: str, headers: Iterable[tuple[str, str]] = (), body: bytes | None = None
+    method: str,
+    target: str,
+    headers: Iterable[tuple[str, str]] = (),
+    body: Body = None,
+    *,
+    host: str = "test",
 ) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1", "Host: test"]
+    """A request head, and ``body`` after it when it is bytes (an iterable goes chunked)."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
     lines += [f"{name}: {value}" for name, value in headers]
-    if body is not None:
+    if isinstance(body, bytes):
         lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+    elif body is not None:
+        lines.append("Transfer-Encoding: chunked")
+    data = body if isinstance(body, bytes) else b""
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
 
 
 async def call(
@@ -171,16 +203,50 @@ async def call(
     method: str,
     target: str,
     headers: Iterable[tuple[str, str]] = (),
-    body: bytes | None = None,
+    body: Body = None,
     within: float = TIMEOUT,
+    *,
+    host: str = "test",
 ) -> Reply:
-    """One request on a fresh connection."""
+    """One request on a fresh connection, and the whole reply.
+
+    An async-iterable body is sent chunked, piece by piece, while the reply is read (a
+    duplex function answers before the upload ends).
+    """
     conn = await Conn.open(address)
     try:
-        await conn.send(request_bytes(method, target, headers, body))
-        return await conn.read_reply(within, method=method.encode())
+        started = time.monotonic()
+        await conn.send(request_bytes(method, target, headers, body, host=host))
+        sending = asyncio.ensure_future(_send_chunked(conn, body))
+        try:
+            return await conn.read_reply(within, method=method.encode(), started=started)
+        finally:
+            if not sending.done():
+                sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
     finally:
         await conn.close()
+
+
+async def _send_chunked(conn: Conn, body: Body) -> None:
+    if body is None or isinstance(body, bytes):
+        return
+    encoder = ChunkEncoder()
+    async for piece in body:
+        if piece:
+            await conn.send(encoder.data(piece))
+    await conn.send(encoder.end())
+
+
+async def request(
+    url: str,
+    method: str = "GET",
+    path: str = "/",
+    headers: Iterable[tuple[str, str]] = (),
+    body: Body = None,
+) -> Reply:
+    """``call`` as an HTTP client calls a URL (``Host`` is the URL's host and port)."""
+    return await call(url, method, path, headers, body, host=urlsplit(url).netloc)
 
 
 def chunked(*pieces: bytes, trailers: list[tuple[str, str]] | None = None) -> bytes:
@@ -201,8 +267,7 @@ class Next:
     body: bytes = b""
 
     def header(self, name: str) -> str | None:
-        value = self.head.headers.get(name)
-        return None if value is None else value.decode("latin-1")
+        return text_header(self.head.headers, name)
 
 
 async def next_invocation(
