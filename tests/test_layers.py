@@ -17,18 +17,22 @@ PACKAGE = SRC / "duplexlambda"
 #: layer -> prefixes of the package's own modules it may import (besides itself)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "duplexlambda.protocol": ("duplexlambda.errors", "duplexlambda._chunked_cffi", "duplexlambda"),
+    "duplexlambda.events": ("duplexlambda.errors", "duplexlambda.protocol"),
     "duplexlambda.runtime": (
+        "duplexlambda.events",
         "duplexlambda.protocol",
         "duplexlambda.errors",
         "duplexlambda.context",
         "duplexlambda.handler",
     ),
     "duplexlambda.emulator": (
+        "duplexlambda.events",
         "duplexlambda.protocol",
         "duplexlambda.errors",
         "duplexlambda.handler",  # `serve` checks the handler string before starting a runtime
     ),
     "duplexlambda.asgi": (
+        "duplexlambda.events",
         "duplexlambda.runtime.request",
         "duplexlambda.runtime.response",
         "duplexlambda.streams",
