@@ -45,6 +45,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import itertools
 import logging
 import re
 import threading
@@ -239,6 +240,11 @@ class _Bridge:
             with self._lock:
                 self._pending = None
 
+    def mark_gone(self) -> None:
+        """The client left (its upload was cut short): later ``call()``s raise."""
+        with self._lock:
+            self.gone = True
+
     def cut(self) -> None:
         """The exchange is over for the app (on the loop): the pending and every later
         ``call()`` raise ``ClientDisconnected``."""
@@ -291,7 +297,10 @@ class InputStream:
         try:
             return await self._req.read(n)
         except (BrokenResourceError, ClosedResourceError) as exc:
-            raise ClientDisconnected(f"request body cut short: {exc}") from exc
+            # The uploading client hung up (or the invocation is over): for the app, that is
+            # a disconnect, and its answer has nobody to go to (as the ASGI bridge).
+            self._bridge.mark_gone()
+            raise ClientDisconnected(str(exc)) from exc
 
     def _take(self, n: int) -> bytes:
         data = bytes(self._buf[:n])
@@ -593,6 +602,9 @@ class WSGICycle:
 # --- the handler -------------------------------------------------------------------------------
 
 
+_THREAD_NUMBERS = itertools.count(1)
+
+
 class WSGIHandler:
     """A duplex handler (``async def handler(req, res)``) serving a WSGI app, one worker
     thread per request.
@@ -646,7 +658,8 @@ class WSGIHandler:
                 loop.call_soon_threadsafe(settle, outcome)
             del outcome
 
-        thread = threading.Thread(target=work, name="duplexlambda-wsgi", daemon=True)
+        name = f"duplexlambda-wsgi-{next(_THREAD_NUMBERS)}"
+        thread = threading.Thread(target=work, name=name, daemon=True)
         thread.start()
         try:
             await asyncio.wait({done})

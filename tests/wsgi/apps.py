@@ -333,7 +333,7 @@ def raw_app(journal: Journal) -> WSGIApp:
                 stream.read(3),
                 stream.readline(),
                 stream.readline(4),
-                stream.read1(100),
+                stream.read1(100),  # what one piece brought
                 b"|".join(stream.readlines(1)),
                 b"|".join(stream),
                 stream.read(),
