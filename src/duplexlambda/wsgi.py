@@ -578,8 +578,11 @@ class WSGICycle:
     def _apply_head(self, status: int, headers: list[tuple[str, str]]) -> None:
         res = self.res
         res.status = status
-        for raw_name, value in headers:
+        for raw_name, raw_value in headers:
             name = raw_name.lower()
+            # A field value has no leading or trailing whitespace (RFC 9110 5.5); Django's
+            # Set-Cookie values start with a space (``cookie.output(header="")``).
+            value = raw_value.strip(" \t")
             if name == "set-cookie":
                 res.add_set_cookie(value)
             elif name in _DROPPED_HEADERS:

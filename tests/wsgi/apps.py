@@ -285,6 +285,14 @@ def raw_app(journal: Journal) -> WSGIApp:
         if path == "/returns-none-started":
             start_response("200 OK", text)
             return []
+        if path == "/raise-before-body":
+            start_response("200 OK", text)
+
+            def failing() -> Iterator[bytes]:
+                yield b""  # nothing yet: the head is still held back
+                raise ValueError("failed before the first byte")
+
+            return failing()
         if path == "/raise-first":
             raise KeyError("raised before start_response")
         if path == "/twice":

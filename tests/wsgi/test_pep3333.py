@@ -117,6 +117,7 @@ async def test_head_requests_send_no_body(
     ("path", "error_type", "message"),
     [
         ("/raise-first", "KeyError", "raised before start_response"),
+        ("/raise-before-body", "ValueError", "failed before the first byte"),
         ("/no-start", "Runtime.WSGIProtocolError", "before calling start_response"),
         ("/twice", "Runtime.WSGIProtocolError", "called again without exc_info"),
         ("/bad-status", "Runtime.WSGIProtocolError", "malformed status 'OK'"),
