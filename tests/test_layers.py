@@ -40,6 +40,16 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "duplexlambda.context",
         "duplexlambda.errors",
     ),
+    "duplexlambda.wsgi": (
+        "duplexlambda.events",
+        "duplexlambda.runtime.request",
+        "duplexlambda.runtime.response",
+        "duplexlambda.streams",
+        "duplexlambda.asgi",
+        "duplexlambda.handler",
+        "duplexlambda.context",
+        "duplexlambda.errors",
+    ),
     "duplexlambda.pipeline": (
         "duplexlambda.errors",
         "duplexlambda.sse",

@@ -109,4 +109,6 @@ def test_run_help_still_uses_argparse(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit) as info:
         main(["run", "--help"])
     assert info.value.code == 0
-    assert "--asgi" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--asgi" in out
+    assert "--wsgi" in out

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
+    from typing import Any
 
 
 def info_lines() -> list[str]:
@@ -52,13 +54,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not spec:
         print("duplexlambda run: no handler given and _HANDLER is not set", file=sys.stderr)
         return 2
-    # --asgi (or DUPLEXLAMBDA_ASGI=1): the named object is an ASGI app, served through the
-    # bridge; the loop itself knows nothing of it. Imported lazily (cold start).
-    wrap = None
-    if args.asgi or os.environ.get("DUPLEXLAMBDA_ASGI", "") in ("1", "true"):
+    # --asgi (or DUPLEXLAMBDA_ASGI=1) / --wsgi (or DUPLEXLAMBDA_WSGI=1): the named object is
+    # an ASGI / WSGI app, served through its bridge; the loop itself knows nothing of them.
+    # Imported lazily (cold start).
+    as_asgi = args.asgi or os.environ.get("DUPLEXLAMBDA_ASGI", "") in ("1", "true")
+    as_wsgi = args.wsgi or os.environ.get("DUPLEXLAMBDA_WSGI", "") in ("1", "true")
+    if as_asgi and as_wsgi:
+        print(
+            "duplexlambda run: --asgi (DUPLEXLAMBDA_ASGI) and --wsgi (DUPLEXLAMBDA_WSGI)"
+            " exclude each other",
+            file=sys.stderr,
+        )
+        return 2
+    wrap: Callable[[Any], Any] | None = None
+    if as_asgi:
         from duplexlambda.asgi import asgi
 
         wrap = asgi
+    elif as_wsgi:
+        from duplexlambda.wsgi import wsgi
+
+        wrap = wsgi
     return run(spec, use_uvloop=not args.no_uvloop, wrap=wrap)
 
 
@@ -102,20 +118,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="HANDLER names an ASGI app (module:app), e.g. FastAPI or Starlette"
         " (also DUPLEXLAMBDA_ASGI=1)",
     )
+    run.add_argument(
+        "--wsgi",
+        action="store_true",
+        help="HANDLER names a WSGI app (module:app), e.g. Flask or Django"
+        " (also DUPLEXLAMBDA_WSGI=1)",
+    )
     run.set_defaults(func=_cmd_run)
     __import__("duplexlambda.emulator.cli", fromlist=["cli"]).add_serve_parser(sub)
     __import__("duplexlambda.package", fromlist=["package"]).add_package_parser(sub)
     return parser
 
 
-_RUN_FLAGS = {"--no-uvloop": "no_uvloop", "--asgi": "asgi"}
+_RUN_FLAGS = {"--no-uvloop": "no_uvloop", "--asgi": "asgi", "--wsgi": "wsgi"}
 
 
 def _fast_run(argv: Sequence[str]) -> int | None:
-    """``run [HANDLER] [--no-uvloop] [--asgi]`` without argparse; None for anything else."""
+    """``run [HANDLER] [--no-uvloop] [--asgi] [--wsgi]`` without argparse; None for anything
+    else."""
     if not argv or argv[0] != "run":
         return None
-    flags = {"no_uvloop": False, "asgi": False}
+    flags = {"no_uvloop": False, "asgi": False, "wsgi": False}
     handler = None
     for arg in argv[1:]:
         if arg in _RUN_FLAGS:
