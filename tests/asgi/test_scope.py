@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 
 from duplexlambda.asgi import ASGIHandler, UnsupportedEvent, asgi, http_scope
+from duplexlambda.events import parse_request
 from duplexlambda.handler import Style, own_lifecycle, style_of
-from duplexlambda.runtime.request import BytesSource, Request, http_info
+from duplexlambda.runtime.request import BytesSource, Request
 from duplexlambda.testing.plugin import LambdaClientFactory
 
 from .apps import raw_app
 
 
 def request_for(event: dict[str, Any]) -> Request:
-    return Request(BytesSource(b""), event=event, http=http_info(event))
+    return Request(BytesSource(b""), event=event, http=parse_request(event))
 
 
 V2 = {
@@ -107,7 +108,7 @@ def test_scope_of_an_api_gateway_rest_event() -> None:
         "/orders/7",
         b"/orders/7",
     )
-    assert scope["query_string"] == b"id=1&id=2&s=a+b"
+    assert scope["query_string"] == b"id=1&id=2&s=a%20b"  # decoded values, encoded once
     assert [v for k, v in scope["headers"] if k == b"accept"] == [b"a/b", b"c/d"]
     assert scope["client"] == ("198.51.100.1", 0)
     assert scope["server"] == ("api.example.com", 443)
