@@ -6,6 +6,7 @@ import pytest
 
 from duplexlambda.events import DEFAULT_STREAMING, Front, parse_streaming
 from duplexlambda.events.settings import streaming_from_env
+from duplexlambda.runtime import RuntimeConfig
 
 
 @pytest.mark.parametrize(
@@ -47,3 +48,13 @@ def test_default() -> None:
 def test_bad_settings_are_errors(value: str | list[Front], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_streaming(value)
+
+
+def test_the_setting_is_read_once_from_the_environment() -> None:
+    env = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}
+    assert RuntimeConfig.from_env(env).streaming == {Front.FUNCTION_URL}
+    env["DUPLEXLAMBDA_STREAMING"] = "function-url,rest-api"
+    assert RuntimeConfig.from_env(env).streaming == {Front.FUNCTION_URL, Front.REST_API}
+    env["DUPLEXLAMBDA_STREAMING"] = "alb"
+    with pytest.raises(ValueError, match="alb cannot stream"):
+        RuntimeConfig.from_env(env)
