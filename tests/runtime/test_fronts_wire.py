@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 from fastapi import FastAPI
+from starlette.requests import Request as StarletteRequest
 from starlette.responses import StreamingResponse
 
 from duplexlambda.asgi import asgi
@@ -24,13 +25,12 @@ from duplexlambda.protocol.runtime_api import RuntimeApiAddress
 from duplexlambda.runtime import RuntimeConfig, main_async
 from duplexlambda.streams import Request, Response
 
-from ..support.events import alb, v1, v2
+from ..support.events import API_DOMAIN, alb, v1, v2
 from ..support.fake_api import FakeRuntimeApi, Invocation, Received
 from .test_runtime_wire import running
 
 pytestmark = pytest.mark.asyncio
 
-API_DOMAIN = "k9x8y7.execute-api.eu-west-1.amazonaws.com"
 
 #: The same request, as each front sends it.
 EVENTS: dict[Front, dict[str, Any]] = {
@@ -417,3 +417,26 @@ async def test_asgi_bridge_streaming_fronts_keyword(api: FakeRuntimeApi) -> None
     cookies = msgspec.json.decode(prelude)["multiValueHeaders"]["Set-Cookie"]
     assert [c.split(";")[0] for c in cookies] == ["s=1", "t=2"]
     assert (nuls, body) == (DELIMITER, [b"part0;", b"part1;", b"part2;"])
+
+
+async def test_an_app_behind_a_rest_stage_routes_without_it(api: FakeRuntimeApi) -> None:
+    app = FastAPI()
+
+    @app.get("/orders/{order}")
+    async def order(order: int, request: StarletteRequest) -> dict[str, Any]:
+        return {"order": order, "url": str(request.url), "q": request.query_params.getlist("q")}
+
+    event = {
+        "path": "/orders/7",
+        "multiValueQueryStringParameters": {"q": ["a+b", "c&d=e"]},
+        "requestContext": {**EVENTS[Front.REST_API]["requestContext"], "path": "/prod/orders/7"},
+    }
+    async with running(asgi(app, lifespan="off"), api):
+        inv = api.add(invocation(Front.REST_API, **event))
+        got = buffered(await api.result(inv.request_id))
+    assert got["statusCode"] == 200
+    assert msgspec.json.decode(got["body"]) == {
+        "order": 7,
+        "url": f"https://{API_DOMAIN}/prod/orders/7?q=a%2Bb&q=c%26d%3De",
+        "q": ["a+b", "c&d=e"],
+    }
