@@ -251,7 +251,8 @@ class Response:
 
     @property
     def started(self) -> bool:
-        """True once the first byte (or the prelude) has gone out."""
+        """True once the first byte (or the prelude) has gone out; for a buffered front,
+        once the first write has fixed the status and headers."""
         return self._state is not StreamState.NOT_STARTED
 
     @property
