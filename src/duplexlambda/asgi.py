@@ -6,18 +6,23 @@
 
 What the bridge does, and why:
 
-* One invocation is one ASGI ``http`` scope, built from the function-URL / API Gateway event
-  (payload format 2.0 or 1.0). The app runs on the runtime's event loop, the same loop for
-  every warm invocation: Mangum 0.20 calls ``asyncio.run`` per invocation, which kills the
-  clients an app opened at startup (docs/design-notes.md G.40).
+* One invocation is one ASGI ``http`` scope, built from the request ``req.http`` that
+  ``events.parse_request`` read from the event of any front: a function URL, an API Gateway
+  HTTP API (payload 2.0 or 1.0) or REST API, an ALB (docs/fronts.md). The app runs on the
+  runtime's event loop, the same loop for every warm invocation: Mangum 0.20 calls
+  ``asyncio.run`` per invocation, which kills the clients an app opened at startup
+  (docs/design-notes.md G.40).
 * ``receive()`` returns ``http.request`` messages as the request body arrives; on the
   emulator's duplex wire that is while the client is still uploading.
 * ``http.response.start`` is held until the first ``http.response.body``: status, headers
-  and every ``Set-Cookie`` (as the prelude's ``cookies``) go out with it, so an app that fails
-  before its first body byte can still answer 500. Each body message is one chunk
-  (``res.write``); ``more_body=False`` ends the stream at once, so the client has the whole
-  response while background tasks still run. An app that wants its headers out before the
-  first byte of body sends an empty body message with ``more_body=True``.
+  (a repeated one stays repeated) and every ``Set-Cookie`` go out with it, so an app that
+  fails before its first body byte can still answer 500. Each body message is one
+  ``res.write``, so ``res`` answers in the front's format: one chunk each behind a streamed
+  front, one proxy response JSON with the whole body behind a buffered one (an HTTP API, an
+  ALB: a ``StreamingResponse`` arrives there whole). ``more_body=False`` ends the response
+  at once, so the client has it while background tasks still run. An app that wants its
+  headers out before the first byte of body sends an empty body message with
+  ``more_body=True``.
 * When the client goes away (the runtime cancels the handler because the response
   connection broke) or the deadline is near, pending and later ``receive()`` calls return
   ``http.disconnect`` and ``send()`` raises ``ClientDisconnected``, an ``OSError`` (ASGI spec
@@ -38,9 +43,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Literal
-from urllib.parse import unquote, urlencode
 
 from duplexlambda.errors import (
     BrokenResourceError,
@@ -48,7 +52,7 @@ from duplexlambda.errors import (
     DuplexLambdaError,
     LocalProtocolError,
 )
-from duplexlambda.handler import Lifecycle, Style
+from duplexlambda.handler import Lifecycle, Style, set_streaming_fronts
 from duplexlambda.runtime.request import Request
 from duplexlambda.runtime.response import Response
 
@@ -121,61 +125,55 @@ def _host_port(host: str, forwarded_port: str | None, scheme: str) -> tuple[str,
     return name, 443 if scheme == "https" else 80
 
 
-def http_scope(req: Request, *, root_path: str = "") -> dict[str, Any]:
-    """The ASGI ``http`` scope of a function-URL / API Gateway invocation.
+def _protocol(event: Any) -> str:
+    ctx = event.get("requestContext") if isinstance(event, dict) else None
+    if not isinstance(ctx, dict):
+        return "HTTP/1.1"
+    http = ctx.get("http")
+    protocol = http.get("protocol") if isinstance(http, dict) else ctx.get("protocol")
+    return str(protocol or "HTTP/1.1")
 
-    Payload format 2.0 (function URLs, HTTP APIs) or 1.0 (REST APIs). ``scheme`` comes from
-    ``x-forwarded-proto`` (function URLs are HTTPS only, so ``https`` without it); the
-    request cookies, which 2.0 events move into ``cookies``, go back into one ``cookie``
-    header. The event and the context are in ``aws.event`` / ``aws.context`` (Mangum's keys).
+
+def http_scope(req: Request, *, root_path: str | None = None) -> dict[str, Any]:
+    """The ASGI ``http`` scope of an HTTP invocation, from any front (docs/fronts.md).
+
+    Built from ``req.http``, the request ``events.parse_request`` read by its front's rules:
+    ``query_string`` is its ``raw_query`` (percent-encoded once, whatever the front),
+    ``headers`` carry every value of a repeated field (and the cookies, which payload 2.0
+    moves out of the headers, as one ``cookie`` header), ``root_path`` is its base path (an
+    API Gateway stage) unless ``root_path`` is given, and ``path`` / ``raw_path`` are the
+    whole path the client used (ASGI's convention: ``path`` starts with ``root_path``).
+    ``scheme`` comes from ``x-forwarded-proto`` (``https`` without it: function URLs and API
+    Gateway are HTTPS only). The event and the context are in ``aws.event`` / ``aws.context``
+    (Mangum's keys).
 
     Raises:
         UnsupportedEvent: the invocation is not an HTTP request.
     """
-    event = req.event
-    if req.http is None or not isinstance(event, dict):
-        raise UnsupportedEvent("an ASGI app only serves function-URL / API Gateway events")
-    ctx = event.get("requestContext") or {}
-    pairs: list[tuple[str, str]]
-    if isinstance(ctx.get("http"), dict):  # payload format 2.0
-        http = ctx["http"]
-        raw_path = str(event.get("rawPath") or http.get("path") or "/")
-        query = str(event.get("rawQueryString") or "")
-        protocol = str(http.get("protocol") or "HTTP/1.1")
-        source_ip = http.get("sourceIp")
-        pairs = [(str(k).lower(), str(v)) for k, v in (event.get("headers") or {}).items()]
-        if event.get("cookies"):
-            pairs.append(("cookie", "; ".join(str(c) for c in event["cookies"])))
-    else:  # payload format 1.0
-        raw_path = str(event.get("path") or "/")
-        multi_query = event.get("multiValueQueryStringParameters") or {}
-        single_query = event.get("queryStringParameters") or {}
-        query = urlencode(multi_query or single_query, doseq=True)
-        protocol = str(ctx.get("protocol") or "HTTP/1.1")
-        source_ip = (ctx.get("identity") or {}).get("sourceIp")
-        multi = event.get("multiValueHeaders") or {}
-        pairs = (
-            [(str(k).lower(), str(v)) for k, vs in multi.items() for v in vs]
-            if multi
-            else [(str(k).lower(), str(v)) for k, v in (event.get("headers") or {}).items()]
+    request = req.http
+    if request is None:
+        raise UnsupportedEvent(
+            "an ASGI app only serves HTTP events (function URL, API Gateway, ALB)"
         )
-    headers = dict(pairs)
-    scheme = headers.get("x-forwarded-proto", "https").split(",")[0].strip() or "https"
-    host = headers.get("host", "")
+    headers = request.headers
+    forwarded = headers.get("x-forwarded-proto") or ["https"]
+    scheme = forwarded[0].split(",")[0].strip() or "https"
+    host = (headers.get("host") or [""])[0]
+    port = (headers.get("x-forwarded-port") or [""])[0]
     return {
         "type": "http",
         "asgi": dict(ASGI_VERSION),
-        "http_version": _http_version(protocol),
-        "method": req.method.upper(),
+        "http_version": _http_version(_protocol(req.event)),
+        "method": request.method,
         "scheme": scheme,
-        "path": unquote(raw_path),
-        "raw_path": _latin1(raw_path),
-        "query_string": _latin1(query),
-        "root_path": root_path,
-        "headers": [(_latin1(k), _latin1(v)) for k, v in pairs],
-        "client": (str(source_ip), 0) if source_ip else None,
-        "server": _host_port(host, headers.get("x-forwarded-port"), scheme) if host else None,
-        "aws.event": event,
+        "path": request.base_path + request.path,
+        "raw_path": _latin1(request.raw_path),
+        "query_string": _latin1(request.raw_query),
+        "root_path": request.base_path if root_path is None else root_path,
+        "headers": [(_latin1(k), _latin1(v)) for k, values in headers.items() for v in values],
+        "client": (request.source_ip, 0) if request.source_ip else None,
+        "server": _host_port(host, port, scheme) if host else None,
+        "aws.event": req.event,
         "aws.context": req.context,
     }
 
@@ -309,10 +307,8 @@ class HttpCycle:
                 res.add_set_cookie(value)
             elif name in _DROPPED_HEADERS:
                 continue
-            elif name in res.headers:  # a repeated field: one comma-separated line (RFC 9110 5.3)
-                res.headers[name] = f"{res.headers[name]}, {value}"
-            else:
-                res.headers[name] = value
+            else:  # a repeated field stays repeated: each front's format carries it its way
+                res.headers.add(name, value)
 
     # --- running the app -------------------------------------------------------------------
 
@@ -507,8 +503,9 @@ class ASGIHandler:
         app: ASGIApp,
         *,
         lifespan: LifespanMode = "auto",
-        root_path: str = "",
+        root_path: str | None = None,
         disconnect_grace: float = 0.5,
+        streaming_fronts: Iterable[str] | None = None,
     ) -> None:
         if not callable(app):
             raise TypeError(f"an ASGI app must be callable, not {app!r}")
@@ -522,6 +519,8 @@ class ASGIHandler:
         self._lifespan: Lifespan | None = None
         self._starting: asyncio.Future[None] | None = None
         self.__duplexlambda_lifecycle__ = Lifecycle(init=[self.startup], shutdown=[self.shutdown])
+        if streaming_fronts is not None:
+            set_streaming_fronts(self, streaming_fronts)
 
     @property
     def started(self) -> bool:
@@ -574,8 +573,9 @@ def asgi(
     app: ASGIApp,
     *,
     lifespan: LifespanMode = "auto",
-    root_path: str = "",
+    root_path: str | None = None,
     disconnect_grace: float = 0.5,
+    streaming_fronts: Iterable[str] | None = None,
 ) -> ASGIHandler:
     """Serve an ASGI 3 app as a duplexlambda handler.
 
@@ -583,15 +583,23 @@ def asgi(
         app: the ASGI app (``FastAPI()``, ``Starlette()``, any ``async (scope, receive, send)``).
         lifespan: ``"auto"`` runs the lifespan protocol unless the app does not speak it,
             ``"on"`` requires it (a failure is an init error), ``"off"`` skips it.
-        root_path: the ASGI ``root_path`` (e.g. an API Gateway stage mounted at ``/prod``).
+        root_path: the ASGI ``root_path``; by default the event's base path (an API Gateway
+            stage such as ``/prod``: docs/fronts.md#base-path).
         disconnect_grace: seconds an app may run on after its client left, before it is
             cancelled.
+        streaming_fronts: the fronts that get the app's answers streamed (e.g.
+            ``["function-url", "rest-api"]``), over ``DUPLEXLAMBDA_STREAMING``
+            (docs/fronts.md#streaming).
 
     Returns:
         A handler for ``_HANDLER`` (``handler = asgi(app)``) or for ``LambdaClient``.
     """
     return ASGIHandler(
-        app, lifespan=lifespan, root_path=root_path, disconnect_grace=disconnect_grace
+        app,
+        lifespan=lifespan,
+        root_path=root_path,
+        disconnect_grace=disconnect_grace,
+        streaming_fronts=streaming_fronts,
     )
 
 

@@ -14,6 +14,9 @@ Styles:
   ``@duplexlambda.handler.buffered``.
 * ``async def handler(event, res, context)`` — response streaming only (Node's
   ``streamifyResponse`` style).
+
+``@streaming_fronts(...)`` says which HTTP fronts get a handler's answers streamed, over
+``DUPLEXLAMBDA_STREAMING`` (docs/fronts.md#streaming).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import importlib
 import inspect
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -89,6 +92,53 @@ def duplex(func: F) -> F:
     """Mark ``async def handler(req, res)`` explicitly (optional: 2 async args say so)."""
     setattr(func, _MARK, Style.DUPLEX)
     return func
+
+
+_STREAMING = "__duplexlambda_streaming__"
+
+
+def _front_names(fronts: Iterable[object]) -> tuple[str, ...]:
+    names: list[str] = []
+    for front in fronts:
+        if isinstance(front, list | tuple | set | frozenset):
+            names.extend(_front_names(front))
+        else:  # a name, or a ``duplexlambda.events.Front``
+            names.append(str(getattr(front, "value", front)))
+    return tuple(names)
+
+
+def set_streaming_fronts(handler: object, fronts: Iterable[object]) -> None:
+    """Say which fronts get ``handler``'s answers streamed (``__duplexlambda_streaming__``).
+
+    Overrides ``DUPLEXLAMBDA_STREAMING`` for this handler (docs/fronts.md#streaming). The
+    bridges (``asgi(app, streaming_fronts=...)``) call this on the handler they build. The
+    names are checked by the runtime at init: an unknown one is an init error.
+    """
+    setattr(handler, _STREAMING, _front_names(fronts))
+
+
+def streaming_fronts(*fronts: object) -> Callable[[F], F]:
+    """Decorator: the fronts that get this handler's answers streamed, e.g.
+    ``@streaming_fronts("function-url", "rest-api")``; ``@streaming_fronts()`` streams none.
+
+    Overrides ``DUPLEXLAMBDA_STREAMING`` (docs/fronts.md#streaming).
+    """
+
+    def mark(func: F) -> F:
+        set_streaming_fronts(func, fronts)
+        return func
+
+    return mark
+
+
+def streaming_of(handler: object) -> tuple[str, ...] | None:
+    """The front names a handler carries (``set_streaming_fronts``), or None."""
+    value = getattr(handler, _STREAMING, None)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(name for name in value.split(",") if name.strip())
+    return _front_names(value)
 
 
 def style_of(func: Callable[..., Any]) -> Style:

@@ -127,17 +127,9 @@ def split_path(req: Request, script_name: str = "") -> tuple[str, str]:
 
     This is the only place the bridge reads a base path.
     """
-    event = req.event if isinstance(req.event, dict) else {}
-    ctx = event.get("requestContext")
-    ctx = ctx if isinstance(ctx, dict) else {}
-    v2 = isinstance(ctx.get("http"), dict)
-    path = str(event.get("rawPath") or "") if v2 else req.path
-    path = path or req.path or "/"
-    base = script_name.rstrip("/")
-    if not script_name:
-        stage = ctx.get("stage")
-        if v2 and isinstance(stage, str) and stage and stage != "$default":
-            base = f"/{stage}"
+    http = req.http
+    path = (http.raw_path if http is not None else "") or req.path or "/"
+    base = script_name.rstrip("/") if script_name else (http.base_path if http else "")
     if base and (path == base or path.startswith(base + "/")):
         return base, path[len(base) :]
     return (base if script_name else ""), path

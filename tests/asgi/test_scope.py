@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 
 from duplexlambda.asgi import ASGIHandler, UnsupportedEvent, asgi, http_scope
+from duplexlambda.events import parse_request
 from duplexlambda.handler import Style, own_lifecycle, style_of
-from duplexlambda.runtime.request import BytesSource, Request, http_info
+from duplexlambda.runtime.request import BytesSource, Request
 from duplexlambda.testing.plugin import LambdaClientFactory
 
 from .apps import raw_app
 
 
 def request_for(event: dict[str, Any]) -> Request:
-    return Request(BytesSource(b""), event=event, http=http_info(event))
+    return Request(BytesSource(b""), event=event, http=parse_request(event))
 
 
 V2 = {
@@ -107,7 +108,7 @@ def test_scope_of_an_api_gateway_rest_event() -> None:
         "/orders/7",
         b"/orders/7",
     )
-    assert scope["query_string"] == b"id=1&id=2&s=a+b"
+    assert scope["query_string"] == b"id=1&id=2&s=a%20b"  # decoded values, encoded once
     assert [v for k, v in scope["headers"] if k == b"accept"] == [b"a/b", b"c/d"]
     assert scope["client"] == ("198.51.100.1", 0)
     assert scope["server"] == ("api.example.com", 443)
@@ -174,3 +175,49 @@ def test_imports_stay_lean() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["[]", "[]"]
+
+
+def test_scope_of_a_rest_event_on_its_stage() -> None:
+    event = {
+        "path": "/orders/7",
+        "httpMethod": "GET",
+        "headers": {"Host": "k9.execute-api.eu-west-1.amazonaws.com"},
+        "multiValueHeaders": {"Host": ["k9.execute-api.eu-west-1.amazonaws.com"]},
+        "requestContext": {"path": "/prod/orders/7", "stage": "prod", "resourceId": "r1"},
+    }
+    scope = http_scope(request_for(event))
+    # ASGI's convention: path is the whole path, root_path its mount point; frameworks route
+    # on the rest (Starlette: /orders/7) and build URLs with /prod.
+    assert (scope["path"], scope["raw_path"], scope["root_path"]) == (
+        "/prod/orders/7",
+        b"/prod/orders/7",
+        "/prod",
+    )
+    assert http_scope(request_for(event), root_path="")["root_path"] == ""
+
+
+def test_scope_of_an_alb_event_is_not_encoded_twice() -> None:
+    event = {
+        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:tg"}},
+        "httpMethod": "GET",
+        "path": "/a%20b",
+        "multiValueQueryStringParameters": {"q": ["b%20c", "d"]},
+        "multiValueHeaders": {
+            "host": ["lb.example.com"],
+            "x-forwarded-proto": ["http"],
+            "x-forwarded-port": ["80"],
+            "x-forwarded-for": ["203.0.113.4"],
+            "accept": ["a/b", "c/d"],
+        },
+        "body": "",
+        "isBase64Encoded": False,
+    }
+    scope = http_scope(request_for(event))
+    assert scope["query_string"] == b"q=b%20c&q=d"  # never b%2520c
+    assert (scope["path"], scope["raw_path"]) == ("/a b", b"/a%20b")
+    assert [v for k, v in scope["headers"] if k == b"accept"] == [b"a/b", b"c/d"]
+    assert (scope["scheme"], scope["server"], scope["client"]) == (
+        "http",
+        ("lb.example.com", 80),
+        ("203.0.113.4", 0),
+    )

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from duplexlambda.events.request import parse_request
 from duplexlambda.handler import Style, own_lifecycle, style_of
-from duplexlambda.runtime.request import BytesSource, Request, http_info
+from duplexlambda.runtime.request import BytesSource, Request
 from duplexlambda.wsgi import (
     ErrorStream,
     UnsupportedEvent,
@@ -24,7 +25,7 @@ from .apps import Journal, raw_app
 
 
 def request_for(event: dict[str, Any]) -> Request:
-    return Request(BytesSource(b""), event=event, http=http_info(event))
+    return Request(BytesSource(b""), event=event, http=parse_request(event))
 
 
 V2: dict[str, Any] = {
@@ -136,12 +137,13 @@ def test_environ_of_an_api_gateway_rest_event() -> None:
         "isBase64Encoded": False,
     }
     env = environ_of(request_for(event))
+    # The stage is the base path (requestContext.path = /prod + path): url_for keeps it.
     assert (env["REQUEST_METHOD"], env["SCRIPT_NAME"], env["PATH_INFO"]) == (
         "DELETE",
-        "",
+        "/prod",
         "/prod/orders/7",
     )
-    assert env["QUERY_STRING"] == "id=1&id=2&s=a+b%26c"
+    assert env["QUERY_STRING"] == "id=1&id=2&s=a%20b%26c"
     assert env["HTTP_ACCEPT"] == "a/b,c/d"  # repeated values, comma-joined
     assert env["HTTP_COOKIE"] == "a=1; b=2"
     assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("api.example.com", "8443")

@@ -19,23 +19,13 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from duplexlambda.errors import PreludeError
+from duplexlambda.events.body import is_text
 from duplexlambda.protocol.http1 import Headers
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+#: The text-or-base64 rule every front shares (docs/fronts.md#bodies), under its old name here.
+is_text_body = is_text
 
-#: Text-like media types sent as plain strings; everything else is binary (base64).
-#: UNCONFIRMED for real function URLs (docs/runtime-api.md §6): this is API Gateway HTTP API's rule
-#: of thumb (text/*, JSON, XML, JavaScript, form data) plus "must be valid UTF-8".
-_TEXT_TYPES = (
-    "application/json",
-    "application/xml",
-    "application/javascript",
-    "application/x-www-form-urlencoded",
-    "application/x-yaml",
-    "application/yaml",
-    "application/graphql",
-)
-_TEXT_SUFFIXES = ("+json", "+xml")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 #: Response header fields that would break our own framing of the client response; AWS
 #: moves ``content-length`` aside the same way (docs/runtime-api.md §5.3), we do it for all three.
@@ -137,26 +127,6 @@ def build_event(info: HttpRequestInfo) -> dict[str, Any]:
     event["pathParameters"] = None
     event["stageVariables"] = None
     return event
-
-
-def is_text_body(content_type: str | None, body: bytes) -> bool:
-    """Whether a request body goes into the event as a string (else base64)."""
-    if not body:
-        return True
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    texty = (
-        not media
-        or media.startswith("text/")
-        or media in _TEXT_TYPES
-        or media.endswith(_TEXT_SUFFIXES)
-    )
-    if not texty:
-        return False
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def with_body(event: Mapping[str, Any], body: bytes, content_type: str | None) -> bytes:

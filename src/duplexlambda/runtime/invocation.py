@@ -1,5 +1,8 @@
 """One invocation being served: its event, its ``req`` source, its ``res`` and its handler task.
 
+The event says which front sent it (``events.detect``; docs/fronts.md), and so how ``req`` reads
+it and which format ``res`` answers in.
+
 The invocation owns the ``/next`` connection through its ``NextBody`` for as long as it runs,
 and settles it exactly once (``finish()``); the response owns the answer's state. The loop
 (``loop.py``) only decides what to run and when.
@@ -17,11 +20,12 @@ import msgspec
 
 from duplexlambda.context import LambdaContext
 from duplexlambda.errors import DuplexLambdaError
+from duplexlambda.events import Front, HttpRequest, detect, parse_request
 from duplexlambda.handler import Style
 from duplexlambda.protocol.prelude import HTTP_REQUEST_STREAM, MAX_REQUEST_PRELUDE, PreludeDecoder
 from duplexlambda.protocol.runtime_api import InvocationHead
 from duplexlambda.runtime.connection import ClientConnection
-from duplexlambda.runtime.request import BodySource, BytesSource, NextBody, Request, http_info
+from duplexlambda.runtime.request import BodySource, BytesSource, NextBody, Request
 from duplexlambda.runtime.response import Response
 
 if TYPE_CHECKING:
@@ -49,16 +53,6 @@ class HandlerFault(Exception):
     def __init__(self, original: BaseException) -> None:
         super().__init__(str(original))
         self.original = original
-
-
-def plain_body(event: Any) -> bytes:
-    """The body of a function-URL / API Gateway event, base64-decoded when flagged."""
-    body = event.get("body")
-    if body is None:
-        return b""
-    if event.get("isBase64Encoded"):
-        return base64.b64decode(body)
-    return body.encode("utf-8") if isinstance(body, str) else msgspec.json.encode(body)
 
 
 async def _guarded(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -100,7 +94,10 @@ class ServedInvocation:
         self.next_body = NextBody(conn, runtime.client.release)
         self.context: LambdaContext | None = None
         self.event: Any = None
-        self.http = False
+        #: the front that sent the event (``Front.NONE``: a plain invocation)
+        self.front = Front.NONE
+        #: the HTTP request in the event, parsed for a duplex handler's ``req``
+        self.request: HttpRequest | None = None
         self.source: BodySource = BytesSource(b"")
         self.res: Response | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -116,7 +113,7 @@ class ServedInvocation:
     async def read_event(self, style: Style) -> None:
         """Read the event off the ``/next`` body (the prelude only, for a live stream)."""
         if self.head.content_type.startswith(HTTP_REQUEST_STREAM):
-            await self._read_stream_prelude()
+            await self._read_stream_prelude(style)
             if style is not Style.DUPLEX:
                 await self._buffer_stream_body()
             return
@@ -128,11 +125,20 @@ class ServedInvocation:
             if style is not Style.DUPLEX:
                 raise UnmarshalError(f"Unable to unmarshal input: {exc}") from None
             self.event = None  # a duplex handler reads the raw bytes instead
-        info = http_info(self.event)
-        self.http = info is not None
-        self.source = BytesSource(plain_body(self.event) if info else payload)
+        self._read_front(style)
+        self.source = BytesSource(self.request.body if self.request else payload)
 
-    async def _read_stream_prelude(self) -> None:
+    def _read_front(self, style: Style) -> None:
+        """Which front sent the event; its HTTP request too, for a duplex handler's ``req``
+        (a handler that takes the event reads it itself: its events are not ours to refuse).
+        """
+        if style is Style.DUPLEX:
+            self.request = parse_request(self.event)
+            self.front = self.request.front if self.request else Front.NONE
+        else:
+            self.front = detect(self.event)
+
+    async def _read_stream_prelude(self, style: Style) -> None:
         decoder = PreludeDecoder(MAX_REQUEST_PRELUDE)
         first: list[memoryview] = []
         while not decoder.complete:
@@ -141,7 +147,7 @@ class ServedInvocation:
                 decoder.eof()
             first = decoder.feed(piece)
         self.event = decoder.prelude
-        self.http = http_info(self.event) is not None
+        self._read_front(style)
         self.next_body.push_back(first)
         self.source = self.next_body
 
@@ -161,14 +167,26 @@ class ServedInvocation:
     # --- running the handler ---------------------------------------------------------------
 
     def response(self) -> Response:
-        """The invocation's response stream (created on first use)."""
+        """The invocation's response (created on first use), in its front's format:
+        streamed for the fronts the runtime streams (``DUPLEXLAMBDA_STREAMING``), else one
+        proxy response JSON; raw bytes for a plain invocation (docs/fronts.md).
+        ``DUPLEXLAMBDA_RESPONSE=raw`` sends raw bytes whatever the event, ``http`` gives a
+        plain invocation the function URL's prelude.
+        """
         if self.res is None:
             mode = self.runtime.config.response_mode
-            http = self.http if mode is None else mode == "http"
+            front: Front | None = self.front
+            if mode == "raw" or (front is Front.NONE and mode != "http"):
+                front = None
+            elif front is Front.NONE:
+                front = Front.FUNCTION_URL
             self.res = Response(
                 self.runtime.client,
                 self.head.request_id,
-                http=http,
+                front=front,
+                streamed=front is None
+                or self.front is Front.NONE
+                or front in self.runtime.streaming,
                 on_broken=lambda: self.cancel("the client went away"),
             )
         return self.res

@@ -3,7 +3,9 @@
 One event loop for the life of the process (clients opened at init are reused by every warm
 invocation); ``AWS_LAMBDA_MAX_CONCURRENCY`` loops poll ``/next`` side by side, each failure
 isolated to its invocation. Errors follow docs/runtime-api.md §3.3.4: before the first byte a
-buffered ``/error``, after it the error trailers.
+buffered ``/error``, after it the error trailers. Which HTTP fronts get a streamed answer
+(``DUPLEXLAMBDA_STREAMING``, or the handler's ``@streaming_fronts``) is settled once, at
+init (docs/fronts.md#streaming).
 """
 
 from __future__ import annotations
@@ -33,7 +35,16 @@ from duplexlambda.errors import (
     HandlerTimeoutError,
     RemoteProtocolError,
 )
-from duplexlambda.handler import Lifecycle, Style, lifecycle, own_lifecycle, style_of
+from duplexlambda.events import DEFAULT_STREAMING, Front, parse_streaming
+from duplexlambda.events.settings import streaming_from_env
+from duplexlambda.handler import (
+    Lifecycle,
+    Style,
+    lifecycle,
+    own_lifecycle,
+    streaming_of,
+    style_of,
+)
 from duplexlambda.protocol.runtime_api import (
     InvocationHead,
     RuntimeApiAddress,
@@ -43,7 +54,7 @@ from duplexlambda.protocol.runtime_api import (
 from duplexlambda.runtime.client import RuntimeApiClient, RuntimeApiFatalError, RuntimeApiRejected
 from duplexlambda.runtime.connection import ClientConnection
 from duplexlambda.runtime.invocation import Cancelled, HandlerFault, ServedInvocation, call_sync
-from duplexlambda.runtime.request import Request, http_info
+from duplexlambda.runtime.request import Request
 
 log = logging.getLogger("duplexlambda")
 
@@ -80,11 +91,15 @@ class RuntimeConfig:
     deadline_margin: float = 0.25
     #: "http" / "raw" force the response framing; None decides from the event's shape
     response_mode: str | None = None
+    #: the fronts whose answers are streamed (``DUPLEXLAMBDA_STREAMING``); the other HTTP
+    #: fronts get one proxy response JSON (docs/fronts.md#streaming)
+    streaming: frozenset[Front] = DEFAULT_STREAMING
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> RuntimeConfig:
         """Read ``AWS_LAMBDA_RUNTIME_API``, ``AWS_LAMBDA_MAX_CONCURRENCY``,
-        ``DUPLEXLAMBDA_DEADLINE_MARGIN_MS`` and ``DUPLEXLAMBDA_RESPONSE``.
+        ``DUPLEXLAMBDA_DEADLINE_MARGIN_MS``, ``DUPLEXLAMBDA_RESPONSE`` and
+        ``DUPLEXLAMBDA_STREAMING`` (once, at startup).
 
         Raises:
             ValueError: a missing or malformed setting.
@@ -100,7 +115,19 @@ class RuntimeConfig:
             concurrency=max(1, int(env.get("AWS_LAMBDA_MAX_CONCURRENCY") or 1)),
             deadline_margin=int(env.get("DUPLEXLAMBDA_DEADLINE_MARGIN_MS") or 250) / 1000,
             response_mode=mode,
+            streaming=streaming_from_env(env),
         )
+
+
+def streaming_for(handler: Callable[..., Any], config: RuntimeConfig) -> frozenset[Front]:
+    """The fronts streamed for ``handler``: its own ``@streaming_fronts`` (or a bridge's
+    ``streaming_fronts=``), else ``DUPLEXLAMBDA_STREAMING``.
+
+    Raises:
+        ValueError: the handler names an unknown front, or one that cannot stream.
+    """
+    names = streaming_of(handler)
+    return config.streaming if names is None else parse_streaming(names)
 
 
 class Runtime:
@@ -117,6 +144,7 @@ class Runtime:
         self.handler = handler
         self.style = style_of(handler)
         self.config = config
+        self.streaming = streaming_for(handler, config)
         self.client = client if client is not None else RuntimeApiClient(config.address)
         self.hooks = hooks if hooks is not None else lifecycle
         self._stopping = False
@@ -287,9 +315,7 @@ class Runtime:
 
     async def _dispatch(self, inv: ServedInvocation) -> None:
         if self.style is Style.DUPLEX:
-            req = Request(
-                inv.source, event=inv.event, context=inv.context, http=http_info(inv.event)
-            )
+            req = Request(inv.source, event=inv.event, context=inv.context, http=inv.request)
             res = inv.response()
             await inv.run(self.handler(req, res))
             await res.end()
@@ -391,6 +417,7 @@ async def main_async(
         if wrap is not None:
             handler = wrap(handler)
         style = style_of(handler)
+        streaming_for(handler, config)  # a bad front name is an init error
     except Exception as exc:
         log.error("init failed: %s: %s", error_payload(exc).errorType, exc)
         await report_init_error(client, exc)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
-from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qsl
 
 import msgspec
 
@@ -24,6 +22,7 @@ from duplexlambda.errors import (
     RemoteProtocolError,
     SingleReader,
 )
+from duplexlambda.events import Front, HttpRequest, parse_request
 from duplexlambda.protocol._types import Buffer
 from duplexlambda.runtime.connection import ClientConnection
 
@@ -116,8 +115,16 @@ class NextBody(BodySource):
             self._release(self._conn)
 
 
+def _joined(fields: dict[str, list[str]]) -> dict[str, str]:
+    # As Lambda joins repeated headers and query parameters in payload 2.0: with commas.
+    return {name: ",".join(values) for name, values in fields.items()}
+
+
 class HttpInfo(msgspec.Struct, frozen=True):
-    """The HTTP request behind a function-URL or API Gateway event."""
+    """The HTTP request of an event with one string per name (the older, joined view).
+
+    Kept for ``duplexlambda.streams``' callers; ``req.http`` is the whole ``HttpRequest``.
+    """
 
     method: str
     path: str
@@ -127,50 +134,33 @@ class HttpInfo(msgspec.Struct, frozen=True):
     raw_query: str = ""
 
 
-def _cookie_dict(pairs: Iterable[str]) -> dict[str, str]:
-    jar: SimpleCookie = SimpleCookie()
-    for pair in pairs:
-        try:
-            jar.load(pair)
-        except Exception:
-            continue
-    return {key: morsel.value for key, morsel in jar.items()}
-
-
 def http_info(event: Any) -> HttpInfo | None:
-    """HTTP details of a function-URL / API Gateway event (payload 2.0 or 1.0), else None."""
-    if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
+    """The joined view of ``events.parse_request(event)``; None for a non-HTTP event.
+
+    Raises:
+        BadEventBody: a body flagged ``isBase64Encoded`` that is not base64.
+    """
+    request = parse_request(event)
+    if request is None:
         return None
-    ctx = event["requestContext"]
-    raw_headers = event.get("headers") or {}
-    headers = {str(k).lower(): str(v) for k, v in raw_headers.items()}
-    if isinstance(ctx.get("http"), dict):  # payload format 2.0 (function URLs, HTTP APIs)
-        method = str(ctx["http"].get("method", "GET"))
-        path = str(event.get("rawPath") or ctx["http"].get("path") or "/")
-        raw_query = str(event.get("rawQueryString") or "")
-        cookies = _cookie_dict(event.get("cookies") or [])
-    elif "httpMethod" in event:  # payload format 1.0 (REST APIs)
-        method = str(event["httpMethod"])
-        path = str(event.get("path") or "/")
-        multi = event.get("multiValueQueryStringParameters") or {}
-        single = event.get("queryStringParameters") or {}
-        pairs = [(k, v) for k, vs in multi.items() for v in vs] or list(single.items())
-        raw_query = "&".join(f"{k}={v}" for k, v in pairs)
-        cookies = _cookie_dict([headers.get("cookie", "")])
-    else:
-        return None
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(raw_query, keep_blank_values=True):
-        query[key] = f"{query[key]},{value}" if key in query else value  # as Lambda joins them
-    return HttpInfo(method, path, headers, query, cookies, raw_query)
+    return HttpInfo(
+        request.method,
+        request.path,
+        _joined(request.headers),
+        _joined(request.query),
+        request.cookies,
+        request.raw_query,
+    )
 
 
 class Request:
     """The invocation's body as an async readable, plus the HTTP details when there are any.
 
-    Fed the same way whatever the wire: a plain event (the body is the payload), a
-    function-URL event (its ``body``, base64-decoded when needed), or the emulator's live
-    request stream (upload bytes as they arrive).
+    Fed the same way whatever the wire: a plain event (the body is the payload), an
+    HTTP-shaped event (its ``body``, base64-decoded when needed), or the emulator's live
+    request stream (upload bytes as they arrive). The HTTP details come from
+    ``events.parse_request``, by the rules of the front that sent the event (function URL,
+    API Gateway HTTP or REST API, ALB: docs/fronts.md#request).
     """
 
     def __init__(
@@ -179,7 +169,7 @@ class Request:
         *,
         event: Any = None,
         context: LambdaContext | None = None,
-        http: HttpInfo | None = None,
+        http: HttpRequest | None = None,
     ) -> None:
         self._source = source
         self._buf = bytearray()
@@ -187,13 +177,21 @@ class Request:
         self._reader = SingleReader("request")
         self.event = event
         self.context = context
+        #: the whole HTTP request (every header and query value), None for a plain event
         self.http = http
+        self._headers: dict[str, str] | None = None
+        self._query: dict[str, str] | None = None
 
     # HTTP details (empty for a plain invocation)
     @property
     def is_http(self) -> bool:
-        """True for function-URL / API Gateway invocations."""
+        """True when a front (function URL, API Gateway, ALB) sent an HTTP request."""
         return self.http is not None
+
+    @property
+    def front(self) -> Front:
+        """The front that sent the request (``Front.NONE`` for a plain invocation)."""
+        return self.http.front if self.http else Front.NONE
 
     @property
     def method(self) -> str:
@@ -202,23 +200,43 @@ class Request:
 
     @property
     def path(self) -> str:
-        """The request path (``"/"`` for a plain invoke)."""
+        """The request path, decoded, without an API Gateway stage (``"/"`` for a plain
+        invoke); ``req.http.raw_path`` is the whole path as the client sent it."""
         return self.http.path if self.http else "/"
 
     @property
     def headers(self) -> dict[str, str]:
-        """Request headers, names lowercased, repeated ones comma-joined (as Lambda sends)."""
-        return self.http.headers if self.http else {}
+        """Request headers, names lowercased, repeated ones comma-joined (as Lambda joins
+        them); ``header_list()`` has every value."""
+        if self._headers is None:
+            self._headers = _joined(self.http.headers) if self.http else {}
+        return self._headers
 
     @property
     def query(self) -> dict[str, str]:
-        """Query parameters, repeated ones comma-joined."""
-        return self.http.query if self.http else {}
+        """Query parameters, decoded, repeated ones comma-joined; ``query_list()`` has every
+        value."""
+        if self._query is None:
+            self._query = _joined(self.http.query) if self.http else {}
+        return self._query
+
+    @property
+    def raw_query(self) -> str:
+        """The query string, percent-encoded (never encoded twice, whatever the front)."""
+        return self.http.raw_query if self.http else ""
 
     @property
     def cookies(self) -> dict[str, str]:
         """Request cookies by name."""
         return self.http.cookies if self.http else {}
+
+    def header_list(self, name: str) -> list[str]:
+        """Every value of header ``name`` (any case), in order; ``[]`` when absent."""
+        return list(self.http.headers.get(name.lower(), ())) if self.http else []
+
+    def query_list(self, name: str) -> list[str]:
+        """Every value of query parameter ``name``, decoded, in order; ``[]`` when absent."""
+        return list(self.http.query.get(name, ())) if self.http else []
 
     # reading
     async def _fill(self) -> bool:

@@ -10,6 +10,12 @@ once the Runtime API connection broke they raise ``BrokenResourceError``.
 The response is also the one owner of its state when the invocation fails: ``fail()`` decides
 between a buffered ``/error`` (nothing sent yet), the error trailers (streaming began) and
 nothing at all (the stream already ended or broke).
+
+Each front gets its own format (docs/fronts.md): a function URL (and a REST API in STREAM
+mode, when ``DUPLEXLAMBDA_STREAMING`` says so) a streamed prelude and body; HTTP APIs, REST
+APIs, ALBs one proxy response JSON posted at ``end()``, whose writes are gathered under
+Lambda's 6 MB cap. Before ``end()`` a buffered answer has sent nothing, so an error there is
+a ``/error``, like one before the first byte of a stream.
 """
 
 from __future__ import annotations
@@ -27,14 +33,10 @@ from duplexlambda.errors import (
     InvalidStreamingOperation,
     RemoteProtocolError,
 )
+from duplexlambda.events import STREAMABLE, BufferedAnswer, Front, streaming_prelude
 from duplexlambda.protocol._types import Buffer
 from duplexlambda.protocol.chunked import ChunkEncoder
-from duplexlambda.protocol.prelude import (
-    DELIMITER,
-    HTTP_INTEGRATION_RESPONSE,
-    HttpResponsePrelude,
-    encode_prelude,
-)
+from duplexlambda.protocol.prelude import DELIMITER, HTTP_INTEGRATION_RESPONSE, encode_prelude
 from duplexlambda.protocol.runtime_api import ErrorPayload, error_trailers
 from duplexlambda.runtime.client import RuntimeApiClient, RuntimeApiRejected
 from duplexlambda.runtime.connection import ClientConnection
@@ -52,13 +54,15 @@ class StreamState(enum.Enum):
 
 
 class ResponseHeaders(MutableMapping[str, str]):
-    """Response headers: names keep the case they were set with, lookups ignore case.
+    """Response headers: names keep the case they were first set with, lookups ignore case.
 
-    Frozen once the response has started.
+    ``headers[name] = value`` replaces; ``add(name, value)`` adds another value (a repeated
+    field), which each front's format then carries its own way (docs/fronts.md#answers);
+    ``headers[name]`` reads every value comma-joined. Frozen once the response has started.
     """
 
     def __init__(self) -> None:
-        self._data: dict[str, tuple[str, str]] = {}
+        self._data: dict[str, tuple[str, list[str]]] = {}
         self._frozen = False
 
     def _check(self) -> None:
@@ -66,12 +70,34 @@ class ResponseHeaders(MutableMapping[str, str]):
             raise InvalidStreamingOperation("Cannot change headers, the response has started")
 
     def __getitem__(self, key: str) -> str:
-        return self._data[key.lower()][1]
+        return ", ".join(self._data[key.lower()][1])
 
     def __setitem__(self, key: str, value: str) -> None:
         self._check()
         old = self._data.get(key.lower())
-        self._data[key.lower()] = (old[0] if old else key, value)
+        self._data[key.lower()] = (old[0] if old else key, [value])
+
+    def add(self, key: str, value: str) -> None:
+        """Add a value to ``key`` (a repeated header field).
+
+        Raises:
+            InvalidStreamingOperation: the response has started.
+        """
+        self._check()
+        old = self._data.get(key.lower())
+        if old is None:
+            self._data[key.lower()] = (key, [value])
+        else:
+            old[1].append(value)
+
+    def get_all(self, key: str) -> list[str]:
+        """Every value of ``key``, in order (``[]`` when unset)."""
+        entry = self._data.get(key.lower())
+        return list(entry[1]) if entry else []
+
+    def fields(self) -> list[tuple[str, str]]:
+        """Every ``(name, value)`` pair, a repeated name once per value."""
+        return [(name, value) for name, values in self._data.values() for value in values]
 
     def __delitem__(self, key: str) -> None:
         self._check()
@@ -91,11 +117,15 @@ OnClose = Callable[[], Awaitable[None] | None]
 
 
 class Response:
-    """The invocation's response as an async writable, streamed to the Runtime API.
+    """The invocation's response as an async writable, in the format its front reads.
 
-    For HTTP-shaped invocations a prelude (status, headers, cookies) goes first, as its own
-    chunk, then the 8 NUL bytes as their own chunk (cargo-lambda needs that), even when the
-    body is empty (docs/runtime-api.md P1). For plain invocations the bytes go out as they are.
+    ``front`` None: a plain invocation, the bytes go out as they are. A streamed front
+    (a function URL, a REST API in STREAM mode): a prelude (status, headers, cookies) goes
+    first, as its own chunk, then the 8 NUL bytes as their own chunk (cargo-lambda needs
+    that), even when the body is empty (docs/runtime-api.md P1); then one chunk per write. A
+    buffered front (HTTP APIs, buffered REST APIs, ALBs, a BUFFERED function URL): the writes
+    are gathered under Lambda's 6 MB cap and ``end()`` posts the front's proxy response JSON
+    as one buffered ``/response`` (docs/fronts.md#buffered).
     """
 
     def __init__(
@@ -103,12 +133,17 @@ class Response:
         client: RuntimeApiClient,
         request_id: str,
         *,
-        http: bool,
+        front: Front | None = None,
+        streamed: bool = True,
         on_broken: Callable[[], None] | None = None,
     ) -> None:
+        if front is not None and streamed and front not in STREAMABLE:
+            raise ValueError(f"{front.value} cannot take a streamed answer")
         self._client = client
         self._request_id = request_id
-        self._http = http
+        self._front = front
+        self._http = front is not None
+        self._streamed = streamed or front is None
         self._on_broken = on_broken
         self._status = 200
         self.headers = ResponseHeaders()
@@ -116,10 +151,21 @@ class Response:
         self._content_type = "application/octet-stream"
         self._state = StreamState.NOT_STARTED
         self._conn: ClientConnection | None = None
+        self._gathered: BufferedAnswer | None = None
         self._encoder = ChunkEncoder()
         self._starting: asyncio.Future[None] | None = None
         self._on_close: list[OnClose] = []
         self.bytes_sent = 0
+
+    @property
+    def front(self) -> Front | None:
+        """The front whose format the answer takes (None: a plain invocation, raw bytes)."""
+        return self._front
+
+    @property
+    def streamed(self) -> bool:
+        """False when the answer is gathered and posted whole at ``end()`` (a buffered front)."""
+        return self._streamed
 
     # metadata, until the first byte
     def _check_not_started(self, what: str) -> None:
@@ -128,7 +174,7 @@ class Response:
 
     @property
     def status(self) -> int:
-        """HTTP status code (function URLs only); settable until the first byte."""
+        """HTTP status code (HTTP fronts only); settable until the first byte."""
         return self._status
 
     @status.setter
@@ -205,7 +251,8 @@ class Response:
 
     @property
     def started(self) -> bool:
-        """True once the first byte (or the prelude) has gone out."""
+        """True once the first byte (or the prelude) has gone out; for a buffered front,
+        once the first write has fixed the status and headers."""
         return self._state is not StreamState.NOT_STARTED
 
     @property
@@ -231,14 +278,28 @@ class Response:
         if self.closed:
             raise ClosedResourceError("the response has ended")
 
-    def _prelude_frames(self) -> bytes:
-        headers: dict[str, str | list[str]] = {k: self.headers[k] for k in self.headers}
+    def _fields(self) -> list[tuple[str, str]]:
+        fields = self.headers.fields()
         if "content-type" not in self.headers:
-            headers["content-type"] = "application/octet-stream"
-        prelude = HttpResponsePrelude(self._status, headers, self._cookies)
+            fields.append(("content-type", "application/octet-stream"))
+        return fields
+
+    def _prelude_frames(self) -> bytes:
+        assert self._front is not None
+        prelude = streaming_prelude(self._front, self._status, self._fields(), self._cookies)
         # Two chunks: cargo-lambda takes the first chunk as the whole prelude (docs/runtime-api.md
         # P3).
         return self._encoder.data(encode_prelude(prelude)) + self._encoder.data(DELIMITER)
+
+    def _gather(self) -> BufferedAnswer:
+        """A buffered front's answer, begun at the first write (the metadata is fixed then)."""
+        if self._gathered is None:
+            self._gathered = BufferedAnswer(
+                self._front or Front.FUNCTION_URL, self._status, self._fields(), self._cookies
+            )
+            self.headers._frozen = True
+            self._state = StreamState.STREAMING
+        return self._gathered
 
     async def _start(self) -> ClientConnection:
         if self._conn is not None:
@@ -270,7 +331,14 @@ class Response:
             self._on_broken()
 
     async def write(self, data: Buffer | str) -> None:
-        """Send ``data`` as one chunk (an empty write sends nothing)."""
+        """Send ``data`` as one chunk (an empty write sends nothing); for a buffered front,
+        add it to the answer ``end()`` posts.
+
+        Raises:
+            ResponseTooLarge: a buffered front's answer would exceed Lambda's 6 MB cap
+                (nothing of ``data`` is kept).
+            PreludeTooLarge: the status, headers and cookies are more than the front reads.
+        """
         conn = self._conn
         if type(data) is bytes and conn is not None and self._state is StreamState.STREAMING:
             # The hot path of a streaming handler: framed with one format operation, and no
@@ -284,6 +352,10 @@ class Response:
         self._check_writable()
         if isinstance(data, str):
             data = data.encode("utf-8")
+        if not self._streamed:
+            self._gather().add(bytes(data))  # the write that crosses 6 MB raises here
+            self.bytes_sent += len(data)
+            return
         conn = await self._start()
         self._check_writable()
         if len(data):
@@ -295,6 +367,10 @@ class Response:
         """Send each item as its own chunk, framed in one batch."""
         self._check_writable()
         items = [c.encode("utf-8") if isinstance(c, str) else c for c in chunks]
+        if not self._streamed:
+            for item in items:
+                await self.write(item)
+            return
         conn = await self._start()
         self._check_writable()
         conn.write(self._encoder.data_many(items))
@@ -316,9 +392,13 @@ class Response:
                 transport.set_write_buffer_limits(high=256 * 1024, low=64 * 1024)
 
     async def end(self, data: Buffer | str = b"") -> None:
-        """Write ``data``, end the body, and wait for the Runtime API to accept it.
+        """Write ``data``, end the body, and wait for the Runtime API to accept it (for a
+        buffered front: post the whole answer).
 
         Ending an ended response does nothing.
+
+        Raises:
+            ResponseTooLarge: a buffered front's answer over Lambda's 6 MB cap.
         """
         if self.closed:
             if data:
@@ -326,6 +406,11 @@ class Response:
             return
         if data:
             await self.write(data)
+        if not self._streamed:
+            body = self._gather().finish()
+            self._state = StreamState.ENDED
+            await self._client.post_response(self._request_id, body, "application/json")
+            return
         conn = await self._start()
         self._state = StreamState.ENDED
         conn.write(self._encoder.end())
