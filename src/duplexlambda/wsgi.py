@@ -59,7 +59,7 @@ from duplexlambda.errors import (
     ClosedResourceError,
     LocalProtocolError,
 )
-from duplexlambda.handler import Style
+from duplexlambda.handler import Style, set_streaming_fronts
 from duplexlambda.runtime.request import Request
 from duplexlambda.runtime.response import Response
 
@@ -679,7 +679,11 @@ class WSGIHandler:
 
 
 def wsgi(
-    app: WSGIApplication, *, script_name: str = "", disconnect_grace: float = 0.5
+    app: WSGIApplication,
+    *,
+    script_name: str = "",
+    disconnect_grace: float = 0.5,
+    streaming_fronts: Iterable[str] | None = None,
 ) -> WSGIHandler:
     """Serve a WSGI (PEP 3333) app as a duplexlambda handler.
 
@@ -691,11 +695,16 @@ def wsgi(
             ``""`` takes the base path the event says (an API Gateway stage in the path).
         disconnect_grace: seconds the app's thread may run on after its client left, before
             the handler returns without it.
+        streaming_fronts: the fronts whose answers stream (``"function-url"``,
+            ``"rest-api"``), over ``DUPLEXLAMBDA_STREAMING`` (docs/fronts.md).
 
     Returns:
         A handler for ``_HANDLER`` (``handler = wsgi(app)``) or for ``LambdaClient``.
     """
-    return WSGIHandler(app, script_name=script_name, disconnect_grace=disconnect_grace)
+    handler = WSGIHandler(app, script_name=script_name, disconnect_grace=disconnect_grace)
+    if streaming_fronts is not None:
+        set_streaming_fronts(handler, streaming_fronts)
+    return handler
 
 
 __all__ = [

@@ -229,3 +229,11 @@ def test_imports_stay_lean() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["[]", "[]"]
+
+
+def test_wsgi_takes_the_streaming_fronts() -> None:
+    from duplexlambda.handler import streaming_of
+
+    handler = wsgi(raw_app(Journal()), streaming_fronts=["function-url", "rest-api"])
+    assert streaming_of(handler) == ("function-url", "rest-api")
+    assert streaming_of(wsgi(raw_app(Journal()))) is None
