@@ -24,7 +24,7 @@ class FrontSpec:
     Attributes:
         name: the ``--front`` name.
         kind: the event and answer shapes (``duplexlambda.events.Front``).
-        label: what the banner calls its URL.
+        label: what the banner calls its URL (at most 13 characters).
         title: one line for the banner.
         streaming: invoked with InvokeWithResponseStream (the answer streams through);
             otherwise with a buffered Invoke (the answer is read whole).
@@ -87,12 +87,12 @@ FRONTS: dict[str, FrontSpec] = {
             streaming_env="rest-api", request_limit=10 * _MIB, integration_timeout=29.0,
         ),
         FrontSpec(
-            "alb", Front.ALB, "Load balancer",
+            "alb", Front.ALB, "ALB",
             "Application Load Balancer", streaming=False, streaming_env="none",
             request_limit=_MIB, answer_limit=_MIB,
         ),
         FrontSpec(
-            "alb-multi", Front.ALB_MULTI, "Load balancer",
+            "alb-multi", Front.ALB_MULTI, "ALB",
             "Application Load Balancer, multi-value headers", streaming=False,
             streaming_env="none", request_limit=_MIB, answer_limit=_MIB,
         ),
