@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import pathlib
 from typing import Any
 
 import pytest
 
 from duplexlambda.context import LambdaContext
-from duplexlambda.handler import buffered
+from duplexlambda.handler import buffered, load_handler
 from duplexlambda.streams import Response
 from duplexlambda.testing import LambdaClient
 from duplexlambda.testing.plugin import LambdaClientFactory
@@ -19,6 +20,7 @@ from duplexlambda.testing.plugin import LambdaClientFactory
 from .test_over_http import PNG, RICH, proxy
 
 pytestmark = pytest.mark.asyncio
+FRONTS_EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples" / "fronts"
 
 
 async def test_http_api_event_and_answer(lambda_client: LambdaClientFactory) -> None:
@@ -107,3 +109,14 @@ async def test_buffered_function_url_reads_the_upload_whole(
 async def test_unknown_front_is_refused() -> None:
     with pytest.raises(ValueError, match="front must be one of"):
         LambdaClient(proxy, front="soap")  # type: ignore[arg-type]
+
+
+async def test_the_templates_asgi_app(lambda_client: LambdaClientFactory) -> None:
+    """examples/fronts/asgi_web.py, the app template-http-api.yaml and template-alb.yaml
+    deploy, through a function URL (behind the buffered fronts it needs the runtime to answer
+    with proxy JSON: DUPLEXLAMBDA_STREAMING=none)."""
+    client = await lambda_client(load_handler("asgi_web.handler", str(FRONTS_EXAMPLES)))
+    assert (await client.get("/")).json() == {"hello": "world"}
+    assert (await client.get("/items/7?a=b")).json() == {"item": "7", "query": {"a": "b"}}
+    echo = await client.post("/echo", body=PNG, headers={"content-type": "image/png"})
+    assert (echo.body, echo.headers["content-type"]) == (PNG, "image/png")
