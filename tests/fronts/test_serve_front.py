@@ -139,3 +139,8 @@ def test_front_names_agree() -> None:
     for name in typing.get_args(FrontName):
         config = EmulatorConfig(front=name)
         assert len(config.front_spec.label) <= 13  # the banner's column
+    # a function URL has no integration timeout; API Gateway's are 30 s / 29 s unless set
+    assert EmulatorConfig(front="function-url", integration_timeout=5).front_timeout is None
+    assert EmulatorConfig(front="http-api").front_timeout == 30
+    assert EmulatorConfig(front="rest", integration_timeout=60).front_timeout == 60
+    assert EmulatorConfig(front="alb").front_timeout is None

@@ -180,7 +180,10 @@ class EmulatorConfig:
 
     @property
     def front_timeout(self) -> float | None:
-        """The integration timeout in effect (None: only the function's own)."""
+        """The integration timeout in effect (None: only the function's own; a function URL
+        has none)."""
+        if self.front_spec.is_function_url:
+            return None
         if self.integration_timeout is not None:
             return self.integration_timeout
         return self.front_spec.integration_timeout

@@ -353,9 +353,13 @@ async def relay_results(relay: Relay, invocation: Invocation) -> None:
     function runs on, as behind API Gateway, to its own end)."""
     results = invocation.results
     while True:
+        deadline = relay.deadline
         try:
-            async with asyncio.timeout_at(relay.deadline):
+            if deadline is None:  # the function URL's hot path: no timer per chunk
                 event = await anext(results)
+            else:
+                async with asyncio.timeout_at(deadline):
+                    event = await anext(results)
         except StopAsyncIteration:
             return
         except TimeoutError:

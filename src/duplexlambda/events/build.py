@@ -146,8 +146,8 @@ class FrontSettings:
 
 
 def gateway_request_id() -> str:
-    """An HTTP API request id (also REST's ``extendedRequestId``): 16 characters of base64,
-    as API Gateway's look (``apigw-requestid``)."""
+    """An HTTP API request id, as API Gateway's look (``apigw-requestid``): 16 characters of
+    base64."""
     return base64.b64encode(uuid.uuid4().bytes[:11]).decode("ascii")
 
 

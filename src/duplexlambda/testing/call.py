@@ -153,9 +153,13 @@ class Call:
         """Relay one more event; False once there are none."""
         if self.finished:
             return False
+        deadline = self.relay.deadline
         try:
-            async with asyncio.timeout_at(self.relay.deadline):
+            if deadline is None:
                 event = await anext(self.invocation.results)
+            else:
+                async with asyncio.timeout_at(deadline):
+                    event = await anext(self.invocation.results)
         except StopAsyncIteration:
             self.finished = True
             self.relay.close()

@@ -115,9 +115,7 @@ class LambdaClient(RuntimeHost):
         self.front = FRONTS[front]
         self._front_settings = FrontSettings(stage=stage, target_group=function_name)
         self._integration_timeout = (
-            integration_timeout
-            if integration_timeout is not None
-            else self.front.integration_timeout
+            self.front.integration_timeout if integration_timeout is None else integration_timeout
         )
         url = urlsplit(base_url)
         self._scheme = url.scheme or "https"
