@@ -82,6 +82,11 @@ class Serve:
         return self.wait_for(r"Function URL: (http://\S+)", self.out)[1]
 
     @property
+    def front_url(self) -> str:
+        """The front's URL from the banner (``serve --front``: the REST API's has its stage)."""
+        return self.wait_for(r"(?:Function URL|HTTP API|REST API|ALB):\s+(http://\S+)", self.out)[1]
+
+    @property
     def runtime_api(self) -> str:
         """``AWS_LAMBDA_RUNTIME_API`` from the banner."""
         return self.wait_for(r"AWS_LAMBDA_RUNTIME_API=(\S+)", self.out)[1]

@@ -14,8 +14,10 @@ import logging
 from collections.abc import Callable
 from types import TracebackType
 
+from duplexlambda.events.fronts import Front
+
 from .config import EmulatorConfig, InvocationRecord
-from .front import Front
+from .front import Front as FrontApp
 from .hub import Hub
 from .invocations import Dispatcher, Invocation
 from .runtime_api import RuntimeApi
@@ -43,7 +45,7 @@ class Emulator:
         self._timeout_listeners: list[Callable[[Invocation], None]] = []
         self.dispatcher = Dispatcher(self.config.timeout, on_timeout=self._timed_out)
         self.hub = Hub(self.config, self.dispatcher, self._record)
-        self._front = HttpServer(Front(self.hub), "function url", half_close=True)
+        self._front = HttpServer(FrontApp(self.hub), "function url", half_close=True)
         self._runtime = HttpServer(
             RuntimeApi(self.dispatcher, throttle=self.config.throttle), "runtime api"
         )
@@ -86,6 +88,14 @@ class Emulator:
         """The function URL, e.g. ``http://127.0.0.1:9000/``."""
         host, port = self._front.address
         return f"http://{_url_host(host)}:{port}/"
+
+    @property
+    def front_url(self) -> str:
+        """Where the front (``config.front``) serves: ``url``, plus the stage for a REST API
+        (``http://127.0.0.1:9000/prod/``)."""
+        if self.config.front_spec.kind is Front.REST_API:
+            return f"{self.url}{self.config.stage}/"
+        return self.url
 
     @property
     def runtime_api(self) -> str:

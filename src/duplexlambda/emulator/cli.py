@@ -54,6 +54,8 @@ SERVE_EXAMPLES = """examples:
       AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 python -m duplexlambda run app.handler
   duplexlambda serve --image duplexlambda-examples csv_stats.handler
       the runtime is the image you deploy, run as Lambda runs it (docker or podman)
+  duplexlambda serve app.handler --front rest           # as behind API Gateway (REST):
+      curl http://127.0.0.1:9000/prod/items              # its event, its 502s, its 29 s
 
 Each invocation is logged with its status, bytes in/out, duration and time to first byte."""
 
@@ -113,11 +115,40 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--throttle", action="store_true", help="6 MiB burst then 2 MiB/s, as AWS streams"
     )
+    parser.add_argument(
+        "--front",
+        choices=list(FRONT_NAMES),
+        default="function-url",
+        help="the service that invokes the function: its event, its reading of the answer,"
+        " its errors and limits (function-url)",
+    )
+    parser.add_argument(
+        "--stage", default="prod", help="the REST API's stage, first in every path (prod)"
+    )
+    parser.add_argument(
+        "--integration-timeout",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="how long API Gateway waits for the function (HTTP API 30, REST 29)",
+    )
     # Internal: the runtime's command line (tests point it at awslambdaric).
     parser.add_argument("--runtime-cmd", default=None, help=argparse.SUPPRESS)
     parser.set_defaults(func=run_serve)
     return parser
 
+
+#: ``--front`` choices (``EmulatorConfig.front``; config.py is not imported up front).
+FRONT_NAMES = (
+    "function-url",
+    "function-url-buffered",
+    "http-api",
+    "http-api-v1",
+    "rest",
+    "rest-stream",
+    "alb",
+    "alb-multi",
+)
 
 #: The container engine for ``serve --image`` (a command: ``podman --runtime runc``).
 ENGINE_ENV = "DUPLEXLAMBDA_CONTAINER_ENGINE"
@@ -147,6 +178,9 @@ def run_serve(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             response_limit=args.response_limit,
             throttle=args.throttle,
+            front=args.front,
+            stage=args.stage,
+            integration_timeout=args.integration_timeout,
         )
     except ValueError as exc:
         print(f"duplexlambda serve: {exc}", file=sys.stderr)
@@ -253,16 +287,24 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
 def banner(emulator: Emulator, supervised: bool) -> str:
     """What ``serve`` prints once it listens: where everything is, and how to try it."""
     config = emulator.config
+    spec = config.front_spec
     invoke = f"{emulator.url}2015-03-31/functions/{config.function_name}/invocations"
     runtime_note = "" if supervised else "  (start your runtime with this)"
+    front = ""
+    if config.front != "function-url":
+        front = f"front {config.front} ({spec.title}), "
+        if config.front_timeout is not None:
+            front += f"integration timeout {config.front_timeout:g} s, "
+    url = emulator.front_url
+    label = f"{spec.label}:".ljust(14)
     return "\n".join(
         [
-            f"duplexlambda emulator: mode {config.mode}, timeout {config.timeout:g} s",
-            f"  Function URL: {emulator.url}",
+            f"duplexlambda emulator: {front}mode {config.mode}, timeout {config.timeout:g} s",
+            f"  {label}{url}",
             f"  Invoke API:   {invoke}",
             f"  Runtime API:  AWS_LAMBDA_RUNTIME_API={emulator.runtime_api}{runtime_note}",
             "Try:",
-            f"  curl -N --data-binary 'hello' {emulator.url}",
+            f"  curl -N --data-binary 'hello' {url}",
             f"  curl -d '{{}}' {invoke}",
         ]
     )

@@ -21,9 +21,21 @@ from duplexlambda.errors import (
     PreludeError,
     RemoteProtocolError,
 )
+from duplexlambda.events.build import FrontSettings, gateway_request_id, stage_path
+from duplexlambda.events.fronts import Front as FrontKind
+from duplexlambda.events.fronts import HttpAnswer
+from duplexlambda.events.reply import (
+    MAX_STREAM_METADATA,
+    Problem,
+    read_answer,
+    read_stream_metadata,
+    response_fields,
+    service_error,
+)
 from duplexlambda.protocol.prelude import HTTP_INTEGRATION_RESPONSE, PreludeDecoder
 
 from . import invoke_api
+from .config import EmulatorConfig, FrontSpec
 from .furl import (
     HeaderList,
     HttpRequestInfo,
@@ -39,6 +51,7 @@ from .hub import (
     upload_timeout_message,
 )
 from .invocations import (
+    MAX_PAYLOAD,
     BufferedPayload,
     Chunk,
     End,
@@ -50,6 +63,7 @@ from .invocations import (
     Rejected,
     ResultEvent,
     buffer_event,
+    buffer_proxy_event,
     error_payload,
 )
 from .server import Body, Request, Response
@@ -60,16 +74,54 @@ log = logging.getLogger("duplexlambda.emulator")
 INVALID_RESPONSE = "Runtime.InvalidResponse"
 #: What a client gets for an upload whose chunked framing is malformed (400).
 BAD_UPLOAD = "InvalidRequestContentException"
+#: A REST API request whose path is not under the stage (403, never reaches the function).
+FORBIDDEN = "ForbiddenException"
 _JSON = "application/json"
 #: The methods a function URL forwards (the ``Allow`` of a 405 to CONNECT).
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
+def front_settings(config: EmulatorConfig) -> FrontSettings:
+    """What the emulated API or target group says about itself in its events."""
+    return FrontSettings(
+        region=config.region,
+        account_id=config.account_id,
+        stage=config.stage,
+        target_group=config.function_name,
+    )
+
+
+def request_info(
+    request: Request, request_id: str, trace_id: str, *, now_ms: int | None = None
+) -> HttpRequestInfo:
+    """What of ``request`` goes into an event, with the headers every front adds."""
+    host = request.peer[0]
+    server_port = request.header("host") or ""
+    return HttpRequestInfo(
+        method=request.method,
+        raw_path=request.path,
+        raw_query=request.query,
+        headers=request.headers,
+        source_ip=host,
+        request_id=request_id,
+        now_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+        extra_headers={
+            "x-amzn-trace-id": trace_id,
+            "x-forwarded-for": host,
+            "x-forwarded-proto": "http",
+            "x-forwarded-port": server_port.rpartition(":")[2] or "80",
+        },
+    )
+
+
 class Front:
-    """The main port's app: Invoke API paths go to ``invoke_api``, all else is the URL."""
+    """The main port's app: Invoke API paths go to ``invoke_api``, all else is the front
+    ``config.front`` names (a function URL unless told otherwise)."""
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
+        self._spec = hub.config.front_spec
+        self._settings = front_settings(hub.config)
 
     async def __call__(self, request: Request, response: Response) -> None:
         if request.method == "CONNECT":
@@ -81,42 +133,28 @@ class Front:
         route = invoke_api.match(request.path)
         if route is not None:
             await invoke_api.handle(self._hub, route, request, response)
-        else:
+        elif self._spec.is_function_url:
             await self._function_url(request, response)
+        else:
+            await self._proxy(request, response)
 
     async def _function_url(self, request: Request, response: Response) -> None:
         duplex = self._hub.config.mode == "duplex"
-        invocation = await self._invocation(request, duplex)
+        # A BUFFERED URL reads the upload whole and the answer whole, in either mode.
+        buffered = not self._spec.streaming
+        invocation = await self._invocation(request, duplex and not buffered, buffered)
         if not invocation.settled:
             self._hub.dispatcher.submit(invocation)
-        relay = UrlRelay(invocation, response, duplex, request.body)
+        relay = UrlRelay(invocation, response, duplex, request.body, buffered=buffered)
         async with cancel_on_disconnect(request, invocation, duplex):
-            async for event in invocation.results:
-                await relay.handle(event)
+            await relay_results(relay, invocation)
         relay.close()
-        self._hub.record("function-url", invocation, request, response, truncated=relay.truncated)
+        self._hub.record(self._spec.name, invocation, request, response, truncated=relay.truncated)
 
-    async def _invocation(self, request: Request, duplex: bool) -> Invocation:
+    async def _invocation(self, request: Request, duplex: bool, buffered: bool) -> Invocation:
         request_id = str(uuid.uuid4())
         trace_id = new_trace_id()
-        host = request.peer[0]
-        server_port = request.header("host") or ""
-        info = HttpRequestInfo(
-            method=request.method,
-            raw_path=request.path,
-            raw_query=request.query,
-            headers=request.headers,
-            source_ip=host,
-            request_id=request_id,
-            now_ms=int(time.time() * 1000),
-            extra_headers={
-                "x-amzn-trace-id": trace_id,
-                "x-forwarded-for": host,
-                "x-forwarded-proto": "http",
-                "x-forwarded-port": server_port.rpartition(":")[2] or "80",
-            },
-        )
-        event = build_event(info)
+        event = build_event(request_info(request, request_id, trace_id))
         content_type = request.header("content-type")
         payload: Payload
         if duplex:
@@ -127,7 +165,7 @@ class Front:
             payload,
             request_id=request_id,
             trace_id=trace_id,
-            response_limit=self._hub.config.stream_limit,
+            response_limit=MAX_PAYLOAD if buffered else self._hub.config.stream_limit,
         )
         if not duplex:
             declared = request.header("content-length")
@@ -142,6 +180,52 @@ class Front:
             # client's error, and nothing reaches the function.
             invocation.reject(400, BAD_UPLOAD, _bad_upload_message(request.body))
         return invocation
+
+    async def _proxy(self, request: Request, response: Response) -> None:
+        """API Gateway or an ALB: the request read whole into that front's event, the
+        function invoked as that service invokes it, its answer read as that service reads
+        it (``ProxyRelay``)."""
+        config, spec = self._hub.config, self._spec
+        duplex = config.mode == "duplex"
+        front_id = str(uuid.uuid4()) if spec.kind is FrontKind.REST_API else gateway_request_id()
+        trace_id = new_trace_id()
+        invocation = self._hub.new_invocation(
+            BufferedPayload(b""),
+            trace_id=trace_id,
+            response_limit=config.stream_limit if spec.streaming else MAX_PAYLOAD,
+        )
+        info = request_info(request, front_id, trace_id)
+        if spec.kind is FrontKind.REST_API and stage_path(request.path, config.stage) is None:
+            invocation.reject(403, FORBIDDEN, f"{request.path} is not under /{config.stage}")
+        else:
+            try:
+                async with asyncio.timeout(config.timeout):
+                    await buffer_proxy_event(
+                        invocation,
+                        request.body,
+                        spec.kind,
+                        info,
+                        self._settings,
+                        request.header("content-type"),
+                        request.header("content-length"),
+                        spec.request_limit,
+                    )
+            except TimeoutError:
+                invocation.reject(408, UPLOAD_TIMEOUT, upload_timeout_message(config.timeout))
+        if not invocation.settled:
+            self._hub.dispatcher.submit(invocation)
+        relay = ProxyRelay(
+            invocation,
+            response,
+            spec,
+            duplex=duplex,
+            front_id=front_id,
+            timeout=config.front_timeout,
+        )
+        async with cancel_on_disconnect(request, invocation, duplex):
+            await relay_results(relay, invocation)
+        relay.close()
+        self._hub.record(spec.name, invocation, request, response, truncated=relay.truncated)
 
 
 class ResponseSink(Protocol):
@@ -178,12 +262,120 @@ class ResponseSink(Protocol):
         """Cut the response short: the caller can tell it did not end normally."""
 
 
-class UrlRelay:
-    """Turns one invocation's result events into the client's HTTP response.
+class Relay:
+    """What both relays to an HTTP caller share: writing to a ``ResponseSink`` that the
+    caller may have left, and the contract ``relay_results`` drives.
+
+    ``deadline`` is the event-loop time by which the next result event must come, else
+    ``expire()`` is called (a front's integration timeout); None for no such limit.
+    """
+
+    deadline: float | None = None
+
+    def __init__(self, invocation: Invocation, response: ResponseSink, duplex: bool) -> None:
+        self._inv = invocation
+        self._resp = response
+        self._duplex = duplex
+        self._closed = False
+        self.client_gone = False
+        self.truncated = False
+        #: why the runtime's answer could not be sent as HTTP (the caller got the front's error)
+        self.invalid: PreludeError | None = None
+
+    async def handle(self, event: ResultEvent) -> None:
+        """Act on one result event."""
+        raise NotImplementedError
+
+    async def expire(self) -> None:
+        """``deadline`` passed with no event: answer the caller, stop relaying."""
+
+    def close(self) -> None:
+        """After the last event: a response still open (caller or runtime gone) is cut."""
+        if self._resp.started and not self._resp.ended and not self._resp.aborted:
+            self.truncated = True
+            self._resp.abort()
+
+    async def _invalid(self, exc: PreludeError) -> None:
+        """The runtime's answer cannot be sent as HTTP: tell the caller, stop relaying."""
+        raise NotImplementedError
+
+    # --- writing to the client (tolerant of a client that left) ---------------------------
+
+    def _headers(self, headers: HeaderList) -> HeaderList:
+        return headers
+
+    def _start(self, status: int, headers: HeaderList, length: int | None = None) -> None:
+        if self.client_gone:
+            return
+        try:
+            self._resp.start(status, self._headers(headers), length=length)
+        except BrokenResourceError:
+            self._gone()
+        except LocalProtocolError as exc:  # a header the mapping let through but HTTP refuses
+            raise PreludeError(str(exc)) from exc
+
+    async def _write(self, data: bytes | memoryview) -> None:
+        if self.client_gone or self._resp.aborted:
+            return
+        try:
+            await self._resp.write(data)
+        except BrokenResourceError:
+            self._gone()
+
+    async def _end(self) -> None:
+        if self.client_gone or self._resp.aborted:
+            return
+        try:
+            await self._resp.end()
+        except BrokenResourceError:
+            self._gone()
+        self._closed = True
+
+    async def _send(self, status: int, body: bytes, headers: HeaderList | None = None) -> None:
+        fields = headers if headers is not None else [("Content-Type", _JSON)]
+        try:
+            self._start(status, fields, length=len(body))
+        except PreludeError as exc:
+            await self._invalid(exc)
+            return
+        await self._write(body)
+        await self._end()
+
+    def _gone(self) -> None:
+        self.client_gone = True
+        if self._duplex:
+            self._inv.cancel()
+
+
+async def relay_results(relay: Relay, invocation: Invocation) -> None:
+    """Feed ``relay`` the invocation's result events until the last one, or until its
+    ``deadline`` passes: then the relay answers the caller and the rest is dropped (the
+    function runs on, as behind API Gateway, to its own end)."""
+    results = invocation.results
+    while True:
+        deadline = relay.deadline
+        try:
+            if deadline is None:  # the function URL's hot path: no timer per chunk
+                event = await anext(results)
+            else:
+                async with asyncio.timeout_at(deadline):
+                    event = await anext(results)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            await relay.expire()
+            results.close()
+            return
+        await relay.handle(event)
+
+
+class UrlRelay(Relay):
+    """Turns one invocation's result events into a function URL's HTTP response.
 
     States: waiting for the head; then collecting a buffered result, decoding a prelude
     (which may arrive split across any chunks), or streaming; then closed. A failure after
     the client's head went out ends the response without its last chunk (truncation).
+    ``buffered`` (a BUFFERED URL) collects the answer whole however the runtime sent it.
     """
 
     def __init__(
@@ -192,20 +384,16 @@ class UrlRelay:
         response: ResponseSink,
         duplex: bool,
         upload: Body | None = None,
+        *,
+        buffered: bool = False,
     ) -> None:
-        self._inv = invocation
-        self._resp = response
-        self._duplex = duplex
+        super().__init__(invocation, response, duplex)
         self._upload = upload
+        self._buffered = buffered
         self._collected: list[bytes] | None = None
         self._prelude: PreludeDecoder | None = None
         self._prelude_seen = 0
         self._content_type: str | None = None
-        self._closed = False
-        self.client_gone = False
-        self.truncated = False
-        #: why the runtime's answer could not be sent as HTTP (the caller got a 502)
-        self.invalid: PreludeError | None = None
 
     async def handle(self, event: ResultEvent) -> None:
         """Act on one result event."""
@@ -230,17 +418,11 @@ class UrlRelay:
         else:
             await self._send(event.status, error_payload(event.error_type, event.message))
 
-    def close(self) -> None:
-        """After the last event: a response still open (caller or runtime gone) is cut."""
-        if self._resp.started and not self._resp.ended and not self._resp.aborted:
-            self.truncated = True
-            self._resp.abort()
-
     # --- events -------------------------------------------------------------------------
 
     async def _on_head(self, head: Head) -> None:
         self._content_type = head.content_type
-        if not head.streaming:
+        if not head.streaming or self._buffered:
             self._collected = []
         elif head.content_type.split(";", 1)[0].strip() == HTTP_INTEGRATION_RESPONSE:
             self._prelude = PreludeDecoder()
@@ -321,52 +503,157 @@ class UrlRelay:
         await self._send(502, error_payload(INVALID_RESPONSE, str(exc)))
         self._closed = True
 
-    # --- writing to the client (tolerant of a client that left) ---------------------------
-
     def _headers(self, headers: HeaderList) -> HeaderList:
         return [*headers, ("x-amzn-RequestId", self._inv.request_id)]
 
-    def _start(self, status: int, headers: HeaderList, length: int | None = None) -> None:
-        if self.client_gone:
-            return
-        try:
-            self._resp.start(status, self._headers(headers), length=length)
-        except BrokenResourceError:
-            self._gone()
-        except LocalProtocolError as exc:  # a header http_head let through but HTTP refuses
-            raise PreludeError(str(exc)) from exc
 
-    async def _write(self, data: bytes | memoryview) -> None:
-        if self.client_gone or self._resp.aborted:
-            return
-        try:
-            await self._resp.write(data)
-        except BrokenResourceError:
-            self._gone()
+class ProxyRelay(Relay):
+    """An API Gateway API's or an ALB's HTTP response to one invocation's result events.
 
-    async def _end(self) -> None:
-        if self.client_gone or self._resp.aborted:
-            return
-        try:
-            await self._resp.end()
-        except BrokenResourceError:
-            self._gone()
-        self._closed = True
+    A buffered front (HTTP API, REST, ALB) collects the answer whole, however the runtime
+    sent it, and reads it as a proxy response (``events.reply.read_answer``); ``rest-stream``
+    decodes the metadata and its eight NULs from the first 16 KiB, then streams the body. What
+    the front cannot read, a function error, and the integration timeout (``deadline``)
+    become that service's own error response (``events.reply.service_error``).
+    """
 
-    async def _send(self, status: int, body: bytes, headers: HeaderList | None = None) -> None:
-        fields = headers if headers is not None else [("Content-Type", _JSON)]
+    def __init__(
+        self,
+        invocation: Invocation,
+        response: ResponseSink,
+        spec: FrontSpec,
+        *,
+        duplex: bool,
+        front_id: str,
+        timeout: float | None,
+    ) -> None:
+        super().__init__(invocation, response, duplex)
+        self._kind = spec.kind
+        self._streaming = spec.streaming
+        self._answer_limit = spec.answer_limit
+        self._front_id = front_id
+        self._collected: list[bytes] = []
+        self._size = 0
+        self._metadata = PreludeDecoder(MAX_STREAM_METADATA) if spec.streaming else None
+        if timeout is not None:
+            self.deadline = asyncio.get_running_loop().time() + timeout
+
+    async def handle(self, event: ResultEvent) -> None:
+        """Act on one result event."""
+        if self._closed:
+            return
+        if isinstance(event, Head):
+            return  # the front reads the payload, whatever its content type
+        if isinstance(event, Chunk):
+            await self._on_chunk(event.data)
+        elif isinstance(event, End):
+            await self._on_end()
+        elif isinstance(event, Failure):
+            await self._on_failure(event)
+        elif event.status == 413:
+            await self._error(Problem.TOO_LARGE)
+        elif event.status == 403:
+            await self._error(Problem.FORBIDDEN)
+        else:  # the upload itself was broken or too slow: the emulator's own answer
+            await self._send(event.status, error_payload(event.error_type, event.message))
+            self._closed = True
+
+    async def expire(self) -> None:
+        """The integration timeout: the front answers (504 / 503 / 502) and stops waiting;
+        the function itself runs on."""
+        self.deadline = None
+        if self._closed or self._resp.started:
+            return
+        log.warning(
+            "invocation %s: the %s integration timed out", self._inv.request_id, self._kind.value
+        )
+        await self._error(Problem.TIMEOUT)
+
+    # --- events -------------------------------------------------------------------------
+
+    async def _on_chunk(self, data: bytes) -> None:
+        if self._metadata is None:
+            self._collected.append(data)
+            self._size += len(data)
+            if self._answer_limit is not None and self._size > self._answer_limit:
+                await self._invalid(
+                    PreludeError(f"the answer is over the front's {self._answer_limit} bytes")
+                )
+        elif not self._resp.started:
+            await self._on_metadata_bytes(self._metadata, data)
+        else:
+            await self._write(data)
+
+    async def _on_metadata_bytes(self, decoder: PreludeDecoder, data: bytes) -> None:
         try:
-            self._start(status, fields, length=len(body))
+            pieces = decoder.feed(data)
+            if not decoder.complete:
+                return
+            assert decoder.prelude is not None
+            answer = read_stream_metadata(decoder.prelude)
+            self._start(answer.status, self._fields(answer))
         except PreludeError as exc:
             await self._invalid(exc)
             return
-        await self._write(body)
-        await self._end()
+        self.deadline = None  # the integration timeout bounds the wait for the head only
+        for piece in pieces:
+            await self._write(piece)
 
-    def _gone(self) -> None:
-        self.client_gone = True
-        if self._duplex:
-            self._inv.cancel()
+    async def _on_end(self) -> None:
+        if self._metadata is not None:
+            if not self._resp.started:
+                await self._invalid(PreludeError("the stream ended before its metadata and 8 NULs"))
+                return
+            await self._end()
+            return
+        try:
+            answer = read_answer(self._kind, b"".join(self._collected))
+        except PreludeError as exc:
+            await self._invalid(exc)
+            return
+        await self._send(answer.status, answer.body, self._fields(answer))
+
+    async def _on_failure(self, failure: Failure) -> None:
+        if self._resp.started:
+            log.warning(
+                "invocation %s failed mid-stream (%s): cutting the client's response",
+                self._inv.request_id,
+                failure.error_type,
+            )
+            self.truncated = True
+            self._closed = True
+            self._resp.abort()
+            return
+        # A function error, its own timeout or a crash: to the front, a failed integration.
+        await self._error(Problem.INTEGRATION)
+
+    async def _invalid(self, exc: PreludeError) -> None:
+        self.invalid = exc
+        log.warning(
+            "invocation %s: the %s cannot read the function's answer: %s",
+            self._inv.request_id,
+            self._kind.value,
+            exc,
+        )
+        if self._duplex and not self._inv.settled:
+            self._inv.cancel()  # nobody can receive the rest of its stream
+        await self._error(Problem.INTEGRATION)
+
+    async def _error(self, problem: Problem) -> None:
+        answer = service_error(self._kind, problem, self._front_id)
+        await self._send(answer.status, answer.body, response_fields(answer))
+        self._closed = True
+
+    def _fields(self, answer: HttpAnswer) -> HeaderList:
+        fields = response_fields(answer)
+        has_type = any(name.lower() == "content-type" for name, _ in fields)
+        if self._kind is FrontKind.REST_API and not has_type:
+            fields.insert(0, ("Content-Type", _JSON))  # REST's default for a proxy answer
+        if self._kind is FrontKind.REST_API:
+            fields.append(("x-amzn-RequestId", self._front_id))
+        elif self._kind in (FrontKind.HTTP_API_V2, FrontKind.HTTP_API_V1):
+            fields.append(("apigw-requestid", self._front_id))
+        return fields
 
 
 def _malformed(upload: Body) -> bool:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,12 +19,12 @@ import msgspec
 
 from duplexlambda.errors import PreludeError
 from duplexlambda.events.body import is_text
+from duplexlambda.events.build import HttpRequestInfo as HttpRequestInfo
+from duplexlambda.events.build import clf_time, field_text
 from duplexlambda.protocol.http1 import Headers
 
 #: The text-or-base64 rule every front shares (docs/fronts.md#bodies), under its old name here.
 is_text_body = is_text
-
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 #: Response header fields that would break our own framing of the client response; AWS
 #: moves ``content-length`` aside the same way (docs/runtime-api.md §5.3), we do it for all three.
@@ -35,28 +34,11 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _LATIN1 = re.compile(r"[\x00-\xff]*")
 
 
-def _clf_time(epoch_ms: int) -> str:
-    t = time.gmtime(epoch_ms / 1000)
-    return (
-        f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
-    )
-
-
-def _field_text(value: bytes) -> str:
-    """A request field value as sent: UTF-8 when it is valid UTF-8 (what clients send for
-    non-ASCII text), else its octets as Latin-1 (RFC 9110 5.5 obs-text)."""
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
-
-
 def _event_headers(headers: Headers) -> tuple[dict[str, str], list[str]]:
     """Lower-case names, repeated fields comma-joined, cookies split out."""
     joined: dict[str, list[str]] = {}
     for name, value in headers:
-        joined.setdefault(name.decode("latin-1").lower(), []).append(_field_text(value))
+        joined.setdefault(name.decode("latin-1").lower(), []).append(field_text(value))
     cookies = [c.strip() for v in joined.pop("cookie", []) for c in v.split(";") if c.strip()]
     return {name: ",".join(values) for name, values in joined.items()}, cookies
 
@@ -66,20 +48,6 @@ def _query_parameters(raw_query: str) -> dict[str, str]:
     for key, value in parse_qsl(raw_query, keep_blank_values=True):
         params.setdefault(key, []).append(value)
     return {key: ",".join(values) for key, values in params.items()}
-
-
-@dataclass
-class HttpRequestInfo:
-    """What of an HTTP request goes into the event (everything but the body)."""
-
-    method: str
-    raw_path: str
-    raw_query: str
-    headers: Headers
-    source_ip: str
-    request_id: str
-    now_ms: int
-    extra_headers: dict[str, str] = field(default_factory=dict)
 
 
 def build_event(info: HttpRequestInfo) -> dict[str, Any]:
@@ -121,7 +89,7 @@ def build_event(info: HttpRequestInfo) -> dict[str, Any]:
         "requestId": info.request_id,
         "routeKey": "$default",
         "stage": "$default",
-        "time": _clf_time(info.now_ms),
+        "time": clf_time(info.now_ms),
         "timeEpoch": info.now_ms,
     }
     event["pathParameters"] = None

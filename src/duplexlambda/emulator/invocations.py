@@ -30,6 +30,8 @@ from duplexlambda.errors import (
     InvalidStateTransitionError,
     PayloadTooLargeError,
 )
+from duplexlambda.events.build import FrontSettings, HttpRequestInfo, build_event, encode_event
+from duplexlambda.events.fronts import Front
 
 from .furl import with_body
 
@@ -300,6 +302,36 @@ async def buffer_event(
         invocation.reject(400, "InvalidRequestContentException", "request body truncated")
         return
     invocation.payload = BufferedPayload(data)
+
+
+async def buffer_proxy_event(
+    invocation: Invocation,
+    body: ByteSource,
+    front: Front,
+    info: HttpRequestInfo,
+    settings: FrontSettings,
+    content_type: str | None,
+    declared: str | None = None,
+    request_limit: int | None = None,
+) -> None:
+    """Read an upload whole into the event ``front`` sends (API Gateway, ALB), capped.
+
+    As ``buffer_event``: sets ``invocation.payload``, or rejects it (413 over the front's
+    ``request_limit`` or, once built, over Lambda's ``MAX_PAYLOAD``; 400 cut short).
+    """
+    limit = MAX_PAYLOAD if request_limit is None else max(request_limit, 0)
+    try:
+        data = await read_capped(body, declared, limit)
+        event = encode_event(build_event(front, info, data, content_type, settings))
+        if len(event) > MAX_PAYLOAD:
+            raise PayloadTooLargeError("event over the cap", len(event))
+    except PayloadTooLargeError:
+        invocation.reject(413, REQUEST_TOO_LARGE, REQUEST_TOO_LARGE_MESSAGE)
+        return
+    except BrokenResourceError:
+        invocation.reject(400, "InvalidRequestContentException", "request body truncated")
+        return
+    invocation.payload = BufferedPayload(event)
 
 
 # --- the invocation ---------------------------------------------------------------------------

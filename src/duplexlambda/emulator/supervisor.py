@@ -34,6 +34,9 @@ from .invocations import Invocation
 log = logging.getLogger("duplexlambda.emulator")
 runtime_log = logging.getLogger("duplexlambda.runtime")
 
+#: Which fronts' answers the runtime streams (the runtime's setting, docs/fronts-emulator.md):
+#: ``serve`` sets it to match ``--front`` unless it is set in its own environment.
+STREAMING_ENV = "DUPLEXLAMBDA_STREAMING"
 #: Overrides the runtime command (``{handler}`` is replaced, else the handler is appended).
 RUNTIME_CMD_ENV = "DUPLEXLAMBDA_RUNTIME_CMD"
 #: A runtime that dies sooner than this after its start is restarted with a growing delay.
@@ -55,7 +58,8 @@ def runtime_command(handler: str, override: str | None = None) -> list[str]:
 
 
 def lambda_variables(emulator: Emulator, handler: str, task_root: str) -> dict[str, str]:
-    """The variables Lambda sets for a runtime (docs/runtime-api.md §2), and nothing else."""
+    """The variables Lambda sets for a runtime (docs/runtime-api.md §2), and
+    ``DUPLEXLAMBDA_STREAMING`` for the front served."""
     config = emulator.config
     stream = f"{time.strftime('%Y/%m/%d')}/[{config.function_version}]{secrets.token_hex(16)}"
     variables = {
@@ -76,6 +80,10 @@ def lambda_variables(emulator: Emulator, handler: str, task_root: str) -> dict[s
     # multi-process (Managed Instances) mode, so it is set only when asked for.
     if config.concurrency > 1:
         variables["AWS_LAMBDA_MAX_CONCURRENCY"] = str(config.concurrency)
+    # Not Lambda's, but the function's configuration a deployment behind this front would
+    # carry: the runtime streams only to fronts that read a stream (rest-stream: "rest-api";
+    # buffered fronts: "none"). A value the user set wins (image mode passes it on too).
+    variables[STREAMING_ENV] = os.environ.get(STREAMING_ENV) or config.front_spec.streaming_env
     return variables
 
 

@@ -9,7 +9,10 @@ payload as sent). Either writes to a ``MemoryResponse``, which the result object
 
 from __future__ import annotations
 
-from duplexlambda.emulator.front import INVALID_RESPONSE, UrlRelay
+import asyncio
+
+from duplexlambda.emulator.config import FrontSpec
+from duplexlambda.emulator.front import INVALID_RESPONSE, ProxyRelay, UrlRelay
 from duplexlambda.emulator.invocations import (
     Chunk,
     End,
@@ -38,6 +41,7 @@ class InvokeRelay:
     """
 
     invalid: PreludeError | None = None  #: never set: the payload is not parsed
+    deadline: float | None = None  #: the Invoke API waits as long as the function runs
 
     def __init__(self, response: MemoryResponse) -> None:
         self._resp = response
@@ -70,6 +74,9 @@ class InvokeRelay:
         else:
             await self._send(event.status, _JSON, error_payload(event.error_type, event.message))
 
+    async def expire(self) -> None:
+        """Never called: no deadline."""
+
     def close(self) -> None:
         """After the last event: a stream still open (the caller left) is cut."""
         if self._resp.started and not self._resp.ended:
@@ -89,14 +96,29 @@ class Call:
     """
 
     def __init__(
-        self, invocation: Invocation, upload: MemoryUpload | None, *, http: bool, duplex: bool
+        self,
+        invocation: Invocation,
+        upload: MemoryUpload | None,
+        *,
+        http: bool,
+        duplex: bool,
+        buffered: bool = False,
+        front: FrontSpec | None = None,
+        front_id: str = "",
+        timeout: float | None = None,
     ) -> None:
         self.invocation = invocation
         self.upload = upload
         self.response = MemoryResponse()
-        self.relay: UrlRelay | InvokeRelay = (
-            UrlRelay(invocation, self.response, duplex) if http else InvokeRelay(self.response)
-        )
+        self.relay: UrlRelay | ProxyRelay | InvokeRelay
+        if not http:
+            self.relay = InvokeRelay(self.response)
+        elif front is not None and not front.is_function_url:
+            self.relay = ProxyRelay(
+                invocation, self.response, front, duplex=duplex, front_id=front_id, timeout=timeout
+            )
+        else:
+            self.relay = UrlRelay(invocation, self.response, duplex, buffered=buffered)
         self.content_type: str | None = None  #: the runtime's, from its response head
         self.error: InvocationError | None = None
         self.finished = False  #: no more events will come
@@ -131,12 +153,21 @@ class Call:
         """Relay one more event; False once there are none."""
         if self.finished:
             return False
+        deadline = self.relay.deadline
         try:
-            event = await anext(self.invocation.results)
+            if deadline is None:
+                event = await anext(self.invocation.results)
+            else:
+                async with asyncio.timeout_at(deadline):
+                    event = await anext(self.invocation.results)
         except StopAsyncIteration:
             self.finished = True
             self.relay.close()
             return False
+        except TimeoutError:  # the front's integration timeout: it answers, the function runs on
+            await self.relay.expire()
+            self.invocation.results.close()
+            return True
         await self.relay.handle(event)
         self._note(event)
         return True

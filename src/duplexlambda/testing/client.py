@@ -3,8 +3,10 @@
 The runtime (``Runtime``: event reading, handler styles, the response streams, error
 reports, deadline cancellation, init/shutdown hooks) runs against the emulator's Runtime API
 over memory pipes. Requests are built as the emulator's function URL builds them (payload
-format 2.0 via ``furl.build_event``; in lambda mode buffered by ``invocations.buffer_event``) and
-the answers are mapped by the emulator's own relay (see ``call.py``).
+format 2.0 via ``furl.build_event``; in lambda mode buffered by ``invocations.buffer_event``), or
+with ``front=`` as API Gateway or an ALB builds them (``events.build`` via
+``invocations.buffer_proxy_event``), and the answers are mapped by the emulator's own relay
+(``UrlRelay`` / ``ProxyRelay``, see ``call.py``).
 """
 
 from __future__ import annotations
@@ -19,20 +21,26 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from duplexlambda.emulator.config import Mode
+from duplexlambda.emulator.config import FRONTS, FrontName, Mode
+from duplexlambda.emulator.front import FORBIDDEN
 from duplexlambda.emulator.furl import HttpRequestInfo, build_event
 from duplexlambda.emulator.hub import new_trace_id
 from duplexlambda.emulator.invocations import (
+    MAX_PAYLOAD,
     BufferedPayload,
     Dispatcher,
     HttpStreamPayload,
     Invocation,
     buffer_event,
+    buffer_proxy_event,
 )
+from duplexlambda.events.build import FrontSettings, gateway_request_id, stage_path
+from duplexlambda.events.fronts import Front
 from duplexlambda.handler import Lifecycle
 from duplexlambda.protocol.http1 import Headers
 from duplexlambda.runtime.client import RuntimeApiClient
 from duplexlambda.runtime.loop import RuntimeConfig
+from duplexlambda.testing.runner import runtime_streaming
 
 from .call import Call
 from .memory import MEMORY_ADDRESS, InMemoryRuntimeApi, MemoryUpload
@@ -70,6 +78,12 @@ class LambdaClient(RuntimeHost):
         lifecycle: init/shutdown hooks; None runs the module-level ``@on_init`` /
             ``@on_shutdown`` ones, as the runtime does.
         base_url: scheme and host the requests appear to be sent to.
+        front: the service that sends the requests (``EmulatorConfig.front``): the event it
+            builds, how it invokes, and how it reads the answer, as ``serve --front``.
+            ``"function-url"`` by default; ``"rest"`` paths start with the stage
+            (``client.get("/prod/items")``).
+        stage: the REST API's stage.
+        integration_timeout: seconds API Gateway waits (None: its own, 30 s / 29 s).
     """
 
     def __init__(
@@ -83,9 +97,14 @@ class LambdaClient(RuntimeHost):
         lifecycle: Lifecycle | None = None,
         base_url: str = DEFAULT_BASE_URL,
         function_name: str = "function",
+        front: FrontName = "function-url",
+        stage: str = "prod",
+        integration_timeout: float | None = None,
     ) -> None:
         if mode not in ("duplex", "lambda"):
             raise ValueError(f"mode must be 'duplex' or 'lambda', not {mode!r}")
+        if front not in FRONTS:
+            raise ValueError(f"front must be one of {', '.join(FRONTS)}, not {front!r}")
         super().__init__(
             handler,
             timeout=timeout,
@@ -94,6 +113,11 @@ class LambdaClient(RuntimeHost):
             lifecycle=lifecycle,
         )
         self.mode = mode
+        self.front = FRONTS[front]
+        self._front_settings = FrontSettings(stage=stage, target_group=function_name)
+        self._integration_timeout = (
+            self.front.integration_timeout if integration_timeout is None else integration_timeout
+        )
         url = urlsplit(base_url)
         self._scheme = url.scheme or "https"
         self._host = url.netloc or "testserver"
@@ -117,7 +141,10 @@ class LambdaClient(RuntimeHost):
         try:
             self._api = api = InMemoryRuntimeApi(self.timeout)
             config = RuntimeConfig(
-                MEMORY_ADDRESS, concurrency=self.concurrency, deadline_margin=self.deadline_margin
+                MEMORY_ADDRESS,
+                concurrency=self.concurrency,
+                deadline_margin=self.deadline_margin,
+                streaming=runtime_streaming(self.front.streaming_env),
             )
             client = RuntimeApiClient(MEMORY_ADDRESS, connector=api.connect)
             await self._serve(config, api.dispatcher, "duplexlambda-test-runtime", client)
@@ -145,12 +172,12 @@ class LambdaClient(RuntimeHost):
 
     # --- HTTP requests (as a function URL) -------------------------------------------------
 
-    def _event(
+    def _info(
         self, method: str, path: str, headers: list[tuple[str, str]], request_id: str, trace: str
-    ) -> dict[str, Any]:
+    ) -> HttpRequestInfo:
         target = urlsplit(path)
         fields = [("host", self._host), ("user-agent", "duplexlambda-testclient"), *headers]
-        info = HttpRequestInfo(
+        return HttpRequestInfo(
             method=method.upper(),
             raw_path=target.path or "/",
             raw_query=target.query,
@@ -165,7 +192,6 @@ class LambdaClient(RuntimeHost):
                 "x-forwarded-port": self._port,
             },
         )
-        return build_event(info)
 
     async def _http_call(
         self,
@@ -187,23 +213,76 @@ class LambdaClient(RuntimeHost):
             body = bytes(body)
         if isinstance(body, bytes) and not any(k.lower() == "content-length" for k, _ in pairs):
             pairs.append(("content-length", str(len(body))))
-        request_id, trace = str(uuid.uuid4()), new_trace_id()
-        event = self._event(method, path, pairs, request_id, trace)
         content_type = next((v for k, v in pairs if k.lower() == "content-type"), None)
+        declared = next((v for k, v in pairs if k.lower() == "content-length"), None)
         upload = MemoryUpload(body if body is not None else b"")
+        duplex = self.mode == "duplex"
+        if not self.front.is_function_url:
+            return await self._proxy_call(method, path, pairs, upload, content_type, declared)
+        request_id, trace = str(uuid.uuid4()), new_trace_id()
+        event = build_event(self._info(method, path, pairs, request_id, trace))
+        buffered = not self.front.streaming  # a BUFFERED URL: the upload and answer whole
         invocation = Invocation(
             HttpStreamPayload(event, upload, content_type),
             request_id=request_id,
             function_arn=self.function_arn,
             trace_id=trace,
+            response_limit=MAX_PAYLOAD if buffered else None,
         )
-        duplex = self.mode == "duplex"
-        if not duplex:  # as AWS: the body is read whole into the event, capped at 6 MB
-            declared = next((v for k, v in pairs if k.lower() == "content-length"), None)
+        if not duplex or buffered:  # as AWS: the body is read whole into the event, capped
             await buffer_event(invocation, upload, event, content_type, declared)
         if not invocation.settled:
             dispatcher.submit(invocation)
-        return Call(invocation, upload, http=True, duplex=duplex)
+        return Call(invocation, upload, http=True, duplex=duplex, buffered=buffered)
+
+    async def _proxy_call(
+        self,
+        method: str,
+        path: str,
+        pairs: list[tuple[str, str]],
+        upload: MemoryUpload,
+        content_type: str | None,
+        declared: str | None,
+    ) -> Call:
+        """A request through API Gateway or an ALB: read whole into that front's event, the
+        answer read by the emulator's ``ProxyRelay``."""
+        dispatcher = await self._dispatcher()
+        spec = self.front
+        rest = spec.kind is Front.REST_API
+        front_id = str(uuid.uuid4()) if rest else gateway_request_id()
+        trace = new_trace_id()
+        info = self._info(method, path, pairs, front_id, trace)
+        invocation = Invocation(
+            BufferedPayload(b""),
+            function_arn=self.function_arn,
+            trace_id=trace,
+            response_limit=None if spec.streaming else MAX_PAYLOAD,
+        )
+        stage = self._front_settings.stage
+        if rest and stage_path(info.raw_path, stage) is None:
+            invocation.reject(403, FORBIDDEN, f"{info.raw_path} is not under /{stage}")
+        else:
+            await buffer_proxy_event(
+                invocation,
+                upload,
+                spec.kind,
+                info,
+                self._front_settings,
+                content_type,
+                declared,
+                spec.request_limit,
+            )
+        if not invocation.settled:
+            dispatcher.submit(invocation)
+        return Call(
+            invocation,
+            upload,
+            http=True,
+            duplex=self.mode == "duplex",
+            front=spec,
+            front_id=front_id,
+            timeout=self._integration_timeout,
+        )
 
     @contextlib.asynccontextmanager
     async def stream(

@@ -7,20 +7,24 @@ from collections.abc import Callable
 from typing import Any
 
 from duplexlambda.emulator.app import Emulator
-from duplexlambda.emulator.config import EmulatorConfig, InvocationRecord, Mode
+from duplexlambda.emulator.config import EmulatorConfig, FrontName, InvocationRecord, Mode
 from duplexlambda.handler import Lifecycle
 from duplexlambda.protocol.runtime_api import RuntimeApiAddress
 from duplexlambda.runtime.loop import RuntimeConfig
 
-from .runner import RuntimeHost
+from .runner import RuntimeHost, runtime_streaming
 
 
 class EmulatedFunction(RuntimeHost):
     """``duplexlambda serve`` in-process: the ``Emulator`` on free ports of 127.0.0.1 and this
     process's runtime serving ``handler`` on the same event loop.
 
+    ``front`` picks the service that invokes ``handler`` (``EmulatorConfig.front``:
+    ``"function-url"``, ``"http-api"``, ``"rest"``, ``"alb"``...).
+
     Attributes:
         url: the function URL (``http://127.0.0.1:PORT/``).
+        front_url: where the front serves (``url``, plus ``stage/`` for a REST API).
         invoke_url / stream_invoke_url: the Invoke API endpoints (boto3 ``endpoint_url`` is
             ``url``).
         runtime_api: ``host:port`` of the Runtime API.
@@ -39,6 +43,9 @@ class EmulatedFunction(RuntimeHost):
         response_limit: int | None = None,
         throttle: bool = False,
         function_name: str = "function",
+        front: FrontName = "function-url",
+        stage: str = "prod",
+        integration_timeout: float | None = None,
     ) -> None:
         super().__init__(
             handler,
@@ -57,12 +64,20 @@ class EmulatedFunction(RuntimeHost):
             response_limit=response_limit,
             throttle=throttle,
             function_name=function_name,
+            front=front,
+            stage=stage,
+            integration_timeout=integration_timeout,
         )
         self.emulator = Emulator(self.config)
 
     @property
     def url(self) -> str:
         return self.emulator.url
+
+    @property
+    def front_url(self) -> str:
+        """Where the front serves (``url``, plus the stage for a REST API)."""
+        return self.emulator.front_url
 
     @property
     def runtime_api(self) -> str:
@@ -92,6 +107,7 @@ class EmulatedFunction(RuntimeHost):
             RuntimeApiAddress.parse(self.emulator.runtime_api),
             concurrency=self.concurrency,
             deadline_margin=self.deadline_margin,
+            streaming=runtime_streaming(self.emulator.config.front_spec.streaming_env),
         )
         await self._serve(config, self.emulator.dispatcher, "duplexlambda-emulated-runtime")
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import os
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
 from duplexlambda.emulator.invocations import Dispatcher
+from duplexlambda.events.fronts import Front
+from duplexlambda.events.settings import STREAMING_ENV, parse_streaming
 from duplexlambda.handler import Lifecycle, load_handler, style_of
 from duplexlambda.runtime.client import RuntimeApiClient
 from duplexlambda.runtime.loop import Runtime, RuntimeConfig
@@ -107,3 +110,9 @@ class RuntimeHost(abc.ABC):
         await self._close_lambda_side()
         if task is not None and not task.cancelled():
             task.result()
+
+
+def runtime_streaming(front_default: str) -> frozenset[Front]:
+    """The fronts an in-process runtime streams: ``DUPLEXLAMBDA_STREAMING`` when the user set
+    it, else what the emulated front needs (as ``serve`` gives its runtime child)."""
+    return parse_streaming(os.environ.get(STREAMING_ENV) or front_default)
