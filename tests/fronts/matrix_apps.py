@@ -147,3 +147,9 @@ def buffered(event: dict[str, Any], context: Any) -> dict[str, Any]:
         answer["multiValueHeaders"] = {"x-rep": ["a", "b"], "set-cookie": COOKIES}
         del answer["headers"]["x-rep"]
     return answer
+
+
+async def binary_echo(req: Request, res: Response) -> None:
+    """The upload back as it came, as binary: base64 both ways behind the buffered fronts."""
+    res.content_type = "application/octet-stream"
+    await res.write(await req.read())

@@ -146,3 +146,36 @@ def test_over_http_through_serve(kind: str, front: str) -> None:
     check_answer(
         kind, front, reply.status, reply.header_all, reply.body, len(reply.chunks), over_http=True
     )
+
+
+BINARY = bytes(range(256)) * 4
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("front", FRONTS)
+async def test_binary_bodies_both_ways_through_the_test_client(front: str) -> None:
+    async with LambdaClient(matrix_apps.binary_echo, front=front) as client:  # type: ignore[arg-type]
+        reply = await client.post(
+            target(front), body=BINARY, headers=[("Content-Type", "application/octet-stream")]
+        )
+    assert reply.status == 200
+    assert reply.body == BINARY
+
+
+@pytest.mark.parametrize("front", ["http-api", "rest", "alb-multi"])
+def test_binary_bodies_both_ways_over_http(front: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DUPLEXLAMBDA_")}
+    server = Serve(
+        "tests.fronts.matrix_apps.binary_echo", "--front", front, "--port", "0",
+        "--runtime-api-port", "0", "--task-root", str(ROOT), env=env,
+    )  # fmt: skip
+    try:
+        base = server.front_url.rstrip("/")
+        if front.startswith("rest"):
+            base = base.rsplit("/prod", 1)[0]
+        headers = [("Content-Type", "application/octet-stream")]
+        reply = asyncio.run(request(base, "POST", target(front), headers, BINARY))
+    finally:
+        assert server.stop() == 0
+    assert reply.status == 200
+    assert reply.body == BINARY
