@@ -15,10 +15,11 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
+from duplexlambda.emulator.config import FrontName
 from duplexlambda.testing import LambdaClient
 
 from ..support.serve_process import Serve
@@ -27,16 +28,7 @@ from . import matrix_apps
 
 ROOT = Path(__file__).resolve().parents[2]
 
-FRONTS = [
-    "function-url",
-    "function-url-buffered",
-    "http-api",
-    "http-api-v1",
-    "rest",
-    "rest-stream",
-    "alb",
-    "alb-multi",
-]
+FRONTS = list(get_args(FrontName))
 KINDS = {"duplex": "duplex", "asgi": "asgi_app", "wsgi": "wsgi_app", "buffered": "buffered"}
 STREAMING_FRONTS = {"function-url", "rest-stream"}
 

@@ -20,7 +20,7 @@ import msgspec
 from duplexlambda.errors import PreludeError
 from duplexlambda.events.body import is_text
 from duplexlambda.events.build import HttpRequestInfo as HttpRequestInfo
-from duplexlambda.events.build import clf_time, field_text
+from duplexlambda.events.build import field_text, v2_request_context
 from duplexlambda.protocol.http1 import Headers
 
 #: The text-or-base64 rule every front shares (docs/fronts.md#bodies), under its old name here.
@@ -73,25 +73,8 @@ def build_event(info: HttpRequestInfo) -> dict[str, Any]:
     params = _query_parameters(info.raw_query)
     if params:
         event["queryStringParameters"] = params
-    event["requestContext"] = {
-        # A URL with auth type NONE reports the account as "anonymous" (UNCONFIRMED).
-        "accountId": "anonymous",
-        "apiId": prefix,
-        "domainName": host,
-        "domainPrefix": prefix,
-        "http": {
-            "method": info.method,
-            "path": info.raw_path,
-            "protocol": "HTTP/1.1",
-            "sourceIp": info.source_ip,
-            "userAgent": headers.get("user-agent", ""),
-        },
-        "requestId": info.request_id,
-        "routeKey": "$default",
-        "stage": "$default",
-        "time": clf_time(info.now_ms),
-        "timeEpoch": info.now_ms,
-    }
+    # A URL with auth type NONE reports the account as "anonymous" (UNCONFIRMED).
+    event["requestContext"] = v2_request_context(info, headers, "anonymous", prefix, host)
     event["pathParameters"] = None
     event["stageVariables"] = None
     return event

@@ -180,6 +180,30 @@ def _user_agent(groups: list[tuple[str, list[str]]]) -> str:
 # --- HTTP API, payload format 2.0 -----------------------------------------------------------
 
 
+def v2_request_context(
+    info: HttpRequestInfo, headers: Mapping[str, str], account_id: str, api_id: str, domain: str
+) -> dict[str, Any]:
+    """The ``requestContext`` of a payload-format 2.0 event (function URL or HTTP API)."""
+    return {
+        "accountId": account_id,
+        "apiId": api_id,
+        "domainName": domain,
+        "domainPrefix": api_id,
+        "http": {
+            "method": info.method,
+            "path": info.raw_path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": info.source_ip,
+            "userAgent": headers.get("user-agent", ""),
+        },
+        "requestId": info.request_id,
+        "routeKey": "$default",
+        "stage": "$default",
+        "time": clf_time(info.now_ms),
+        "timeEpoch": info.now_ms,
+    }
+
+
 def http_api_event(
     info: HttpRequestInfo, body: bytes, content_type: str | None, settings: FrontSettings
 ) -> dict[str, Any]:
@@ -204,24 +228,9 @@ def http_api_event(
     params = _multi(_decoded_query(info.raw_query))
     if params:
         event["queryStringParameters"] = {k: ",".join(v) for k, v in params.items()}
-    event["requestContext"] = {
-        "accountId": settings.account_id,
-        "apiId": settings.api_id,
-        "domainName": settings.domain_name,
-        "domainPrefix": settings.api_id,
-        "http": {
-            "method": info.method,
-            "path": info.raw_path,
-            "protocol": "HTTP/1.1",
-            "sourceIp": info.source_ip,
-            "userAgent": headers.get("user-agent", ""),
-        },
-        "requestId": info.request_id,
-        "routeKey": "$default",
-        "stage": "$default",
-        "time": clf_time(info.now_ms),
-        "timeEpoch": info.now_ms,
-    }
+    event["requestContext"] = v2_request_context(
+        info, headers, settings.account_id, settings.api_id, settings.domain_name
+    )
     if body:
         event["body"], event["isBase64Encoded"] = body_fields(body, content_type)
     else:
