@@ -38,6 +38,105 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _memory(text: str) -> int:
+    value = int(text)
+    if not 128 <= value <= 10240:
+        raise argparse.ArgumentTypeError("must be 128-10240 (MB), as Lambda allows")
+    return value
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
+    return key, value
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines: blank lines and ``#`` comments skipped, an ``export `` prefix
+    allowed, values in single quotes kept as they are, in double quotes with ``\\n``,
+    ``\\"`` and ``\\\\`` unescaped, unquoted ones cut at `` #``."""
+    variables: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not key.replace("_", "a").isalnum():
+            raise ValueError(f"line {number}: expected KEY=VALUE, not {raw!r}")
+        if len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1]
+        elif len(value) >= 2 and value[0] == value[-1] == '"':
+            value = (
+                value[1:-1]
+                .replace("\\\\", "\0")
+                .replace("\\n", "\n")
+                .replace('\\"', '"')
+                .replace("\0", "\\")
+            )
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        variables[key] = value
+    return variables
+
+
+def parse_env_file(text: str, function_name: str) -> dict[str, str]:
+    """The variables in an ``--env-file``: SAM's ``--env-vars`` JSON (its ``Parameters`` for
+    every function, then the block of ``function_name``) when it starts with ``{``, else dotenv.
+    ValueError says what is wrong."""
+    if not text.lstrip().startswith("{"):
+        return parse_dotenv(text)
+    import json
+
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from exc
+    variables: dict[str, str] = {}
+    for block in ("Parameters", function_name):
+        values = document.get(block, {}) if isinstance(document, dict) else None
+        if not isinstance(values, dict):
+            raise ValueError(f"{block!r} must be an object of variables")
+        for key, value in values.items():
+            if isinstance(value, (dict, list)) or value is None:
+                raise ValueError(f"{block}.{key} must be a string, a number or a boolean")
+            variables[key] = json.dumps(value) if isinstance(value, bool) else str(value)
+    return variables
+
+
+def function_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The function's own variables from ``--env-file``, ``--env`` and ``--asgi``/``--wsgi``.
+    ValueError for a bad file or a reserved name (Lambda refuses those too)."""
+    from .supervisor import RESERVED_VARIABLES
+
+    variables: dict[str, str] = {}
+    if args.env_file:
+        try:
+            with open(args.env_file, encoding="utf-8") as file:
+                text = file.read()
+        except OSError as exc:
+            raise ValueError(f"--env-file: {exc}") from exc
+        try:
+            variables.update(parse_env_file(text, args.function_name))
+        except ValueError as exc:
+            raise ValueError(f"--env-file {args.env_file}: {exc}") from exc
+    variables.update(dict(args.env))
+    reserved = sorted(key for key in variables if key in RESERVED_VARIABLES)
+    if reserved:
+        raise ValueError(
+            f"{', '.join(reserved)}: reserved by Lambda, which sets it itself and refuses it"
+            " in a function's environment (use --function-name, --memory, --task-root)"
+        )
+    if args.asgi:
+        variables["DUPLEXLAMBDA_ASGI"] = "1"
+    elif args.wsgi:
+        variables["DUPLEXLAMBDA_WSGI"] = "1"
+    return variables
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -132,6 +231,46 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long API Gateway waits for the function (HTTP API 30, REST 29)",
     )
+    settings = parser.add_argument_group("the function's settings")
+    settings.add_argument(
+        "--function-name",
+        default="function",
+        metavar="NAME",
+        help="AWS_LAMBDA_FUNCTION_NAME, its ARN and log group, the Invoke API's path (function)",
+    )
+    settings.add_argument(
+        "--memory",
+        type=_memory,
+        default=3008,
+        metavar="MB",
+        help="AWS_LAMBDA_FUNCTION_MEMORY_SIZE and context.memory_limit_in_mb (3008)",
+    )
+    settings.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        type=_env_pair,
+        metavar="KEY=VALUE",
+        help="a variable of the function (repeatable; wins over --env-file)",
+    )
+    settings.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="the function's variables: a dotenv file (KEY=VALUE lines), or SAM's --env-vars"
+        ' JSON ({"Parameters": {...}, "FUNCTION_NAME": {...}})',
+    )
+    kind = settings.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--asgi", action="store_true", help="HANDLER names an ASGI app (DUPLEXLAMBDA_ASGI=1)"
+    )
+    kind.add_argument(
+        "--wsgi", action="store_true", help="HANDLER names a WSGI app (DUPLEXLAMBDA_WSGI=1)"
+    )
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart the runtime when a file under --task-root changes (needs watchfiles)",
+    )
     # Internal: the runtime's command line (tests point it at awslambdaric).
     parser.add_argument("--runtime-cmd", default=None, help=argparse.SUPPRESS)
     parser.set_defaults(func=run_serve)
@@ -181,7 +320,10 @@ def run_serve(args: argparse.Namespace) -> int:
             front=args.front,
             stage=args.stage,
             integration_timeout=args.integration_timeout,
+            function_name=args.function_name,
+            memory_size=args.memory,
         )
+        args.function_env = function_environment(args)
     except ValueError as exc:
         print(f"duplexlambda serve: {exc}", file=sys.stderr)
         return 2
@@ -196,6 +338,16 @@ def run_serve(args: argparse.Namespace) -> int:
     elif not args.no_runtime and (problem := handler_problem(args.handler, args.task_root)):
         print(f"duplexlambda serve: {problem}", file=sys.stderr)
         return 2
+    if args.reload:
+        from .reload import missing_watcher
+
+        if args.no_runtime or args.image:
+            print("duplexlambda serve: --reload needs a runtime child (not with --no-runtime"
+                  " or --image)", file=sys.stderr)  # fmt: skip
+            return 2
+        if problem := missing_watcher():
+            print(f"duplexlambda serve: {problem}", file=sys.stderr)
+            return 2
     return _run(_serve(config, args))
 
 
@@ -324,25 +476,44 @@ async def _serve(config: EmulatorConfig, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    import asyncio
+
     supervisor = None
+    watcher: asyncio.Task[None] | None = None
     # Before the banner: whoever reads it may send SIGTERM at once, and must get a clean
     # stop (the runtime child, in its own session, stopped too), not the default death.
     stop = _stop_on_signal()
     try:
         if getattr(args, "container", None) is not None:
             supervisor = Supervisor(
-                emulator, args.handler, [], args.task_root, image=args.container
+                emulator,
+                args.handler,
+                [],
+                args.task_root,
+                image=args.container,
+                function_env=args.function_env,
             )
         elif not args.no_runtime:
             command = runtime_command(args.handler, args.runtime_cmd)
-            supervisor = Supervisor(emulator, args.handler, command, args.task_root)
+            supervisor = Supervisor(
+                emulator, args.handler, command, args.task_root, function_env=args.function_env
+            )
         print(banner(emulator, supervisor is not None), flush=True)
         if supervisor is not None:
             await supervisor.start()
+            if args.reload:
+                from .reload import watch
+
+                watcher = asyncio.get_running_loop().create_task(
+                    watch(args.task_root, supervisor, stop)
+                )
         await stop.wait()
         log.info("stopping")
     finally:
         _restore_signals()
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         if supervisor is not None:
             await supervisor.stop()
         await emulator.close()

@@ -87,10 +87,43 @@ def lambda_variables(emulator: Emulator, handler: str, task_root: str) -> dict[s
     return variables
 
 
-def lambda_environment(emulator: Emulator, handler: str, task_root: str) -> dict[str, str]:
-    """The environment Lambda gives a runtime (docs/runtime-api.md §2), over ours."""
+#: Variables Lambda sets itself and refuses in a function's configuration ("Reserved keys
+#: used in this request"): ``serve --env`` refuses them too.
+RESERVED_VARIABLES = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+
+
+def lambda_environment(
+    emulator: Emulator,
+    handler: str,
+    task_root: str,
+    function_env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment Lambda gives a runtime (docs/runtime-api.md §2), over ours and the
+    function's own variables (``serve --env``)."""
     env = dict(os.environ)
     env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)
+    env.update(function_env or {})
     env.update(lambda_variables(emulator, handler, task_root))
     # The function's code is importable, as on Lambda (sys.path starts with the task root).
     env["PYTHONPATH"] = os.pathsep.join(p for p in (task_root, env.get("PYTHONPATH")) if p)
@@ -143,8 +176,11 @@ class Supervisor:
         task_root: str,
         *,
         image: ContainerImage | None = None,
+        function_env: Mapping[str, str] | None = None,
     ) -> None:
         self._emulator = emulator
+        self._function_env = dict(function_env or {})
+        self._wake = asyncio.Event()  #: set by ``restart()``: start again without delay
         self._handler = handler
         self._command = list(command)
         self._image = image
@@ -191,31 +227,63 @@ class Supervisor:
         else:
             self._signal(signal.SIGKILL)
 
+    async def restart(self, grace: float = _STOP_GRACE) -> None:
+        """Start the runtime again now (``serve --reload``): let dispatched invocations finish
+        for up to ``grace`` seconds, stop the child and start a new one without the backoff of
+        a crashing runtime. A pending init error is forgotten: the new code may import."""
+        if self._stopping or self._task is None:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:  # no event tells when the last one settles
+            if not self._emulator.dispatcher.has_pending():
+                break
+            await asyncio.sleep(0.05)
+        if self._stopping:
+            return
+        self._emulator.dispatcher.init_error = None
+        self._wake.set()
+        await self._terminate()
+
     # --- internals ------------------------------------------------------------------------
 
     async def _run(self) -> None:
         delay = _FIRST_DELAY
         if self._image is not None:
             variables = lambda_variables(self._emulator, self._handler, self._task_root)
+            variables = {**self._function_env, **variables}
             env = {**os.environ, **variables}
         else:
             variables = {}
-            env = lambda_environment(self._emulator, self._handler, self._task_root)
+            env = lambda_environment(
+                self._emulator, self._handler, self._task_root, self._function_env
+            )
         while not self._stopping:
             started = time.monotonic()
             code = await self._run_once(self._argv(variables), env)
             if self._stopping:
                 return
             recycled, self._recycling = self._recycling, False
-            log.warning("runtime exited with status %s; restarting it", code)
+            reloading = self._wake.is_set()
+            if reloading:
+                log.info("runtime stopped (status %s); starting the new code", code)
+            else:
+                log.warning("runtime exited with status %s; restarting it", code)
             self._emulator.runtime_exited(f"Runtime exited with error: exit status {code}")
             quick = time.monotonic() - started < _QUICK_DEATH
-            if recycled or not quick:
+            if reloading:
                 delay = _FIRST_DELAY
-                await asyncio.sleep(0.05)
+            elif recycled or not quick:
+                delay = _FIRST_DELAY
+                await self._pause(0.05)
             else:
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, _MAX_DELAY)
+            self._wake.clear()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep before a restart, cut short by ``restart()``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
 
     def _argv(self, variables: Mapping[str, str]) -> list[str]:
         """The command for the next start (in image mode, a container with a new name)."""
@@ -284,8 +352,10 @@ class Supervisor:
             await asyncio.wait_for(proc.wait(), _STOP_GRACE)
         except TimeoutError:
             await self._kill()
-        # Workers it forked share its group: make sure none outlives it.
-        self._signal(signal.SIGKILL, group_only=True)
+        # Workers it forked share its group: make sure none outlives it (its group, even if
+        # a new runtime has started meanwhile, after a restart()).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
     async def _kill(self) -> None:
         """SIGKILL the runtime (its container, in image mode) and wait for it."""
