@@ -83,6 +83,15 @@ def test_a_saved_edit_is_served_on_the_next_request(tmp_path: pathlib.Path) -> N
         assert latency < 10
         restarts = [line for line in serve.err if "restarting the runtime" in line]
         assert len(restarts) == 1, restarts  # the ignored files did not count
+
+        # A burst of saves (an editor's write, then its formatter's) is one restart.
+        seen = len(serve.err)
+        for version in (3, 4):
+            (tmp_path / "app.py").write_text(VERSION.format(version=version))
+        save(tmp_path, serve, VERSION.format(version=5))
+        assert invoke(url) == (None, {"version": 5})
+        restarts = [line for line in serve.err[seen:] if "restarting the runtime" in line]
+        assert len(restarts) == 1, restarts
     finally:
         assert serve.stop() == 0
 

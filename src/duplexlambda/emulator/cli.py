@@ -130,10 +130,9 @@ def function_environment(args: argparse.Namespace) -> dict[str, str]:
             f"{', '.join(reserved)}: reserved by Lambda, which sets it itself and refuses it"
             " in a function's environment (use --function-name, --memory, --task-root)"
         )
-    if args.asgi:
-        variables["DUPLEXLAMBDA_ASGI"] = "1"
-    elif args.wsgi:
-        variables["DUPLEXLAMBDA_WSGI"] = "1"
+    if args.asgi or args.wsgi:  # the flag wins over either variable set in our shell
+        variables["DUPLEXLAMBDA_ASGI"] = "1" if args.asgi else "0"
+        variables["DUPLEXLAMBDA_WSGI"] = "1" if args.wsgi else "0"
     return variables
 
 
