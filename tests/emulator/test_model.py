@@ -212,6 +212,25 @@ async def test_dispatcher_fifo_requeue_and_timeout() -> None:
     dispatcher.close()
 
 
+@pytest.mark.asyncio
+async def test_dispatcher_hold_keeps_invocations_for_the_next_runtime() -> None:
+    dispatcher = Dispatcher(5.0)
+    waiting = asyncio.ensure_future(dispatcher.next())  # the old runtime, polling
+    await asyncio.sleep(0)
+    dispatcher.hold()
+    held = Invocation(BufferedPayload(b"1"))
+    dispatcher.submit(held)
+    late = asyncio.ensure_future(dispatcher.next())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    assert not late.done()
+    waiting.cancel()  # the old runtime is stopped
+    await asyncio.gather(waiting, return_exceptions=True)
+    dispatcher.release()
+    assert await asyncio.wait_for(late, 1) is held
+    dispatcher.close()
+
+
 def test_token_bucket() -> None:
     bucket = TokenBucket(burst=100, rate=10, now=0.0)
     assert bucket.reserve(100, 0.0) == 0.0  # the burst goes at once

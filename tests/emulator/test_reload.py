@@ -5,6 +5,8 @@ and a request in flight finishes on the old code across a save."""
 from __future__ import annotations
 
 import pathlib
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +41,12 @@ def invoke(url: str) -> tuple[str | None, object]:
     )
     with urllib.request.urlopen(request, timeout=20) as response:
         return response.headers.get("X-Amz-Function-Error"), msgspec.json.decode(response.read())
+
+
+def read(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=20) as response:
+        body: bytes = response.read()
+    return body
 
 
 def serve_reload(root: pathlib.Path) -> Serve:
@@ -138,10 +146,25 @@ def test_a_request_in_flight_finishes_on_the_old_code_across_a_save(
             seen = len(serve.err)
             (tmp_path / "app.py").write_text(STREAMING.format(version=2, pause=0))
             serve.wait_for(r"reload: app\.py changed", serve.err, after=seen)
-            rest = pool.submit(response.read).result(20)
+            # A request made during the grace waits for the new code.
+            later = pool.submit(read, url)
+            rest = response.read()
+            assert later.result(20) == b"v2-0\nv2-1\nv2-2\nv2-3\n"
         assert first + rest == b"v1-0\nv1-1\nv1-2\nv1-3\n"
         serve.wait_for(r"runtime started \(pid \d+\)", serve.err, after=seen)
-        with urllib.request.urlopen(url, timeout=20) as response:
-            assert response.read() == b"v2-0\nv2-1\nv2-2\nv2-3\n"
+        assert read(url) == b"v2-0\nv2-1\nv2-2\nv2-3\n"
     finally:
         assert serve.stop() == 0
+
+
+def test_serve_without_reload_does_not_import_the_watcher() -> None:
+    code = (
+        "import sys\n"
+        "from duplexlambda.__main__ import build_parser\n"
+        "import duplexlambda.emulator.cli, duplexlambda.emulator.supervisor\n"
+        "args = build_parser().parse_args(['serve', 'app.handler'])\n"
+        "assert args.reload is False\n"
+        "assert 'watchfiles' not in sys.modules, 'imported without --reload'\n"
+        "assert 'duplexlambda.emulator.reload' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)

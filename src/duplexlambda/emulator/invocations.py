@@ -478,6 +478,9 @@ class Dispatcher:
         self._pollers: deque[asyncio.Future[Invocation]] = deque()
         self._known: dict[str, Invocation] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        #: cleared by ``hold()``: invocations queue up, no poller gets one until ``release()``
+        self._open = asyncio.Event()
+        self._open.set()
         #: a ``/runtime/init/error`` report, served to invocations until the runtime recovers
         self.init_error: Failure | None = None
 
@@ -495,8 +498,22 @@ class Dispatcher:
         if not invocation.settled:
             self._offer(invocation, front=True)
 
+    def hold(self) -> None:
+        """Keep new invocations queued for the next runtime (``serve --reload``): no poller
+        gets one until ``release()``. Dispatched ones run on."""
+        self._open.clear()
+
+    def release(self) -> None:
+        """End a ``hold()``: queued invocations go to whoever polls."""
+        self._open.set()
+
+    @property
+    def held(self) -> bool:
+        return not self._open.is_set()
+
     async def next(self) -> Invocation:
         """Wait for the next invocation (no timeout: the runtime long-polls, runtime-api 1)."""
+        await self._open.wait()
         self._evict_settled()
         while self._queue:
             invocation = self._queue.popleft()
@@ -561,7 +578,7 @@ class Dispatcher:
     # --- internals ------------------------------------------------------------------------
 
     def _offer(self, invocation: Invocation, front: bool = False) -> None:
-        while self._pollers:
+        while self._pollers and not self.held:
             waiter = self._pollers.popleft()
             if not waiter.done():
                 waiter.set_result(invocation)

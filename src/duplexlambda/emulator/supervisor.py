@@ -230,17 +230,22 @@ class Supervisor:
     async def restart(self, grace: float = _STOP_GRACE) -> None:
         """Start the runtime again now (``serve --reload``): let dispatched invocations finish
         for up to ``grace`` seconds, stop the child and start a new one without the backoff of
-        a crashing runtime. A pending init error is forgotten: the new code may import."""
+        a crashing runtime. Invocations that arrive meanwhile wait for the new one (they are
+        not failed with a pending init error: the new code may import)."""
         if self._stopping or self._task is None:
             return
+        # From now on invocations wait for the new runtime (released once it has started:
+        # it takes them when it polls /next, after its init).
+        self._emulator.dispatcher.hold()
+        self._emulator.dispatcher.init_error = None
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:  # no event tells when the last one settles
             if not self._emulator.dispatcher.has_pending():
                 break
             await asyncio.sleep(0.05)
         if self._stopping:
+            self._emulator.dispatcher.release()
             return
-        self._emulator.dispatcher.init_error = None
         self._wake.set()
         await self._terminate()
 
@@ -308,6 +313,8 @@ class Supervisor:
         except OSError as exc:
             log.error("cannot start the runtime %s: %s", shlex.join(command), exc)
             return None
+        finally:
+            self._emulator.dispatcher.release()  # after a restart(): the new runtime's turn
         self.starts += 1
         proc = self._proc
         log.info("runtime started (pid %d): %s", proc.pid, shlex.join(command))
