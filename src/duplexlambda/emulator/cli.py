@@ -152,6 +152,8 @@ SERVE_EXAMPLES = """examples:
       AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 python -m duplexlambda run app.handler
   duplexlambda serve --image duplexlambda-examples csv_stats.handler
       the runtime is the image you deploy, run as Lambda runs it (docker or podman)
+  duplexlambda serve app:app --asgi --reload --env-file .env --function-name orders
+      restart the runtime on each save; the function's variables and name
   duplexlambda serve app.handler --front rest           # as behind API Gateway (REST):
       curl http://127.0.0.1:9000/prod/items              # its event, its 502s, its 29 s
 
