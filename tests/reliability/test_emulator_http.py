@@ -393,10 +393,14 @@ CAP = 6 * 1024 * 1024 + 100
 
 async def _trickle(conn: Conn, count: int, every: float) -> None:
     """Send ``count`` body bytes one at a time (stops quietly once the server has closed)."""
-    with contextlib.suppress(ConnectionError):
-        for _ in range(count):
+    for _ in range(count):
+        if conn.writer.is_closing() or conn.writer.transport.is_closing():
+            return  # the server closed: uvloop raises RuntimeError on a write past that point
+        try:
             await conn.send(b"x")
-            await asyncio.sleep(every)
+        except ConnectionError:
+            return
+        await asyncio.sleep(every)
 
 
 @pytest.mark.parametrize(
