@@ -245,11 +245,11 @@ def _streamed(
         at = time.monotonic() - started
         if not data:
             break
+        broken: EventStreamError | None = None
         try:
             messages = decoder.feed(data)
         except EventStreamError as exc:
-            print(f"duplexlambda invoke: bad event stream: {exc}", file=err)
-            return 1
+            messages, broken = exc.messages, exc
         for message in messages:
             kind = message.event_type
             if kind == "PayloadChunk":
@@ -276,6 +276,9 @@ def _streamed(
                 text = head.get(":error-message") or message.payload.decode("utf-8", "replace")
                 print(f"duplexlambda invoke: {name!s}: {text!s}", file=err)
                 return 1
+        if broken is not None:
+            print(f"duplexlambda invoke: bad event stream: {broken}", file=err)
+            return 1
     print("duplexlambda invoke: the stream ended before InvokeComplete", file=err)
     return 1
 
@@ -328,6 +331,8 @@ def invoke(
         except (OSError, http.client.HTTPException) as exc:
             print(f"duplexlambda invoke: the answer broke off: {exc!r}", file=err)
             return 1
+        finally:
+            response.close()
     finally:
         connection.close()
 
@@ -336,7 +341,11 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
     if args.timing and not args.stream:
         print("duplexlambda invoke: --timing needs --stream", file=sys.stderr)
         return 2
-    return invoke(args)
+    try:
+        return invoke(args)
+    except KeyboardInterrupt:  # Ctrl-C while waiting for a slow function: no traceback
+        print("duplexlambda invoke: interrupted", file=sys.stderr)
+        return 130
 
 
 def _port(value: str) -> int:

@@ -110,3 +110,11 @@ def test_lengths_out_of_range_and_the_decoder_stays_broken() -> None:
     prelude = struct.pack(">II", 20, 10)
     with pytest.raises(EventStreamError, match="headers length 10"):
         Decoder().feed(prelude + struct.pack(">I", zlib.crc32(prelude)))
+
+
+def test_messages_before_a_broken_frame_come_with_the_error() -> None:
+    bad = bytearray(payload_chunk(b"b"))
+    bad[-1] ^= 0xFF
+    with pytest.raises(EventStreamError) as caught:
+        Decoder().feed(payload_chunk(b"a") + bytes(bad))
+    assert [m.payload for m in caught.value.messages] == [b"a"]

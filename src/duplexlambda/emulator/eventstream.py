@@ -74,7 +74,14 @@ HeaderValue = bool | int | bytes | str
 
 
 class EventStreamError(ValueError):
-    """A frame that is not AWS event-stream: a bad length, CRC or header."""
+    """A frame that is not AWS event-stream: a bad length, CRC or header.
+
+    ``messages``: the whole messages the failing ``feed`` call decoded before the bad frame
+    (they were good: a caller shows them before the error)."""
+
+    def __init__(self, message: str, messages: list[Message] | None = None) -> None:
+        super().__init__(message)
+        self.messages: list[Message] = messages or []
 
 
 class Message:
@@ -156,8 +163,8 @@ class Decoder:
             while (message := self._next()) is not None:
                 out.append(message)
         except EventStreamError as exc:
-            self._error = exc
-            raise
+            self._error = EventStreamError(str(exc))
+            raise EventStreamError(str(exc), out) from None
         return out
 
     def _next(self) -> Message | None:
