@@ -13,7 +13,7 @@ import pytest
 
 from duplexlambda.__main__ import build_parser
 from duplexlambda.emulator.eventstream import invoke_complete, payload_chunk
-from duplexlambda.invoke_cli import format_error, invoke
+from duplexlambda.invoke import format_error, invoke
 
 BODIES: dict[str, bytes] = {}
 

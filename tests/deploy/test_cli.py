@@ -91,7 +91,8 @@ def test_building_the_parser_stays_lean() -> None:
     code = (
         "import sys; from duplexlambda.__main__ import build_parser; build_parser();"
         "print(sorted(m for m in ('zipfile', 'subprocess', 'tempfile', 'duplexlambda.emulator.app',"
-        " 'http.client', 'duplexlambda.example_events') if m in sys.modules))"
+        " 'http.client', 'duplexlambda.invoke', 'duplexlambda.example_events')"
+        " if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
