@@ -199,7 +199,16 @@ class _ChunkReport:
             return
         self.out.write(data)
         self.out.flush()
-        print(f"[+{at:.3f}s] chunk {self.count}: {len(data)} B", file=self.err, flush=True)
+        note = self._note(data)
+        print(f"[+{at:.3f}s] chunk {self.count}: {len(data)} B{note}", file=self.err, flush=True)
+
+    def _note(self, data: bytes) -> str:
+        """Names the HTTP framing an HTTP event's answer starts with (README, ``res``)."""
+        if self.count == 1 and data.startswith(b"{") and b'"statusCode"' in data:
+            return " (HTTP prelude)"
+        if self.count == 2 and data == b"\x00" * 8:
+            return " (8 NUL bytes: the prelude ends)"
+        return ""
 
     def done(self, at: float) -> None:
         summary = f"{self.count} chunks, {self.total} B, complete at +{at:.3f}s"

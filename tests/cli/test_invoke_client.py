@@ -88,3 +88,15 @@ def test_format_error_reads_each_shape() -> None:
     assert format_error(trace) == "E: m\n  a\n    b\n  c"
     assert format_error(b'{"errorMessage": "m"}', "Unhandled") == "Unhandled: m"
     assert format_error(b"not json", "Sandbox.Timeout") == "Sandbox.Timeout: not json"
+
+
+def test_the_http_prelude_is_named_in_the_report(port: int) -> None:
+    prelude = b'{"statusCode":200,"headers":{"content-type":"text/plain"}}'
+    body = payload_chunk(prelude) + payload_chunk(b"\x00" * 8) + payload_chunk(b"hi")
+    code, out, err = run(port, body + invoke_complete())
+    assert code == 0
+    assert out == prelude + b"\x00" * 8 + b"hi"
+    lines = err.splitlines()
+    assert lines[0].endswith(f"chunk 1: {len(prelude)} B (HTTP prelude)")
+    assert lines[1].endswith("chunk 2: 8 B (8 NUL bytes: the prelude ends)")
+    assert lines[2].endswith("chunk 3: 2 B")
