@@ -1,4 +1,5 @@
-"""Command line: ``duplexlambda info | run | serve | package`` (also ``python -m duplexlambda``).
+"""Command line: ``duplexlambda info | run | serve | package | invoke | event`` (also
+``python -m duplexlambda``).
 
 ``run`` is what a Lambda ``bootstrap`` starts on every cold start, so its plain forms are
 parsed without argparse and without loading the other commands (about 25 ms of imports).
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  duplexlambda serve examples.csv_stats.handler   # the local emulator + runtime\n"
         "  duplexlambda package examples -o function.zip   # a Lambda zip with a bootstrap\n"
+        "  duplexlambda invoke --example s3                 # send an event to serve\n"
         "  duplexlambda info                                # version, codec, event loop\n"
         "run 'duplexlambda COMMAND --help' for each command's options and examples",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -127,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
     __import__("duplexlambda.emulator.cli", fromlist=["cli"]).add_serve_parser(sub)
     __import__("duplexlambda.package", fromlist=["package"]).add_package_parser(sub)
+    invoke_cli = __import__("duplexlambda.invoke_cli", fromlist=["invoke_cli"])
+    invoke_cli.add_invoke_parser(sub)
+    invoke_cli.add_event_parser(sub)
     return parser
 
 

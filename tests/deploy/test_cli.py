@@ -14,7 +14,7 @@ from duplexlambda.__main__ import build_parser
 
 from .lambda_env import ROOT
 
-COMMANDS = ["info", "run", "serve", "package"]
+COMMANDS = ["info", "run", "serve", "package", "invoke", "event"]
 
 
 def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -90,7 +90,8 @@ def test_building_the_parser_stays_lean() -> None:
     # `duplexlambda run` builds every command's parser: packaging must not cost it imports.
     code = (
         "import sys; from duplexlambda.__main__ import build_parser; build_parser();"
-        "print(sorted(m for m in ('zipfile', 'subprocess', 'tempfile', 'duplexlambda.emulator.app')"
+        "print(sorted(m for m in ('zipfile', 'subprocess', 'tempfile', 'duplexlambda.emulator.app',"
+        " 'http.client', 'duplexlambda.invoke', 'duplexlambda.example_events')"
         " if m in sys.modules))"
     )
     result = subprocess.run(
