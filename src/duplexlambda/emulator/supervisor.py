@@ -143,8 +143,12 @@ class Supervisor:
         task_root: str,
         *,
         image: ContainerImage | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self._emulator = emulator
+        #: the function's own variables (a template's ``Environment.Variables``): over ours,
+        #: under Lambda's reserved ones (but ``DUPLEXLAMBDA_STREAMING`` may be set)
+        self._environment = dict(environment or {})
         self._handler = handler
         self._command = list(command)
         self._image = image
@@ -201,6 +205,10 @@ class Supervisor:
         else:
             variables = {}
             env = lambda_environment(self._emulator, self._handler, self._task_root)
+            reserved = lambda_variables(self._emulator, self._handler, self._task_root)
+            for name, value in self._environment.items():
+                if name not in reserved or name == STREAMING_ENV:
+                    env[name] = value
         while not self._stopping:
             started = time.monotonic()
             code = await self._run_once(self._argv(variables), env)
