@@ -218,3 +218,119 @@ def test_unservable_template_is_a_clear_error(
     serve.stop()
     assert code == 2
     assert message in "\n".join(serve.err)
+
+
+REST_TEMPLATE = """\
+Parameters:
+  Name:
+    Type: String
+    Default: world
+Globals:
+  Function:
+    MemorySize: 512
+    Environment:
+      Variables:
+        A: "1"
+        FLAG: true
+Resources:
+  Rest:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: items
+      Handler: items.handler
+      Runtime: provided.al2023
+      Environment:
+        Variables:
+          GREETING: !Sub "hello ${Name}"
+          ARN: !GetAtt Table.Arn
+          ARN2: !GetAtt Table.Arn
+      FunctionUrlConfig:
+        InvokeMode: BUFFERED
+      Events:
+        One:
+          Type: Api
+          Properties:
+            Path: /things/{id}
+            Method: get
+        All:
+          Type: Api
+          Properties:
+            Path: /{proxy+}
+            Method: ANY
+        Static:
+          Type: HttpApi
+          Properties:
+            Path: /things/new
+            Method: POST
+  Zipped:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: ../function.zip
+      Handler: app.handler
+      Runtime: python3.12
+  Node:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: items
+      Handler: index.handler
+      Runtime: nodejs20.x
+"""
+
+
+def test_load_template_reads_each_function(tmp_path: pathlib.Path) -> None:
+    from duplexlambda.emulator.template import load_template
+
+    template = load_template(str(write_template(tmp_path, REST_TEMPLATE)))
+    (function,) = template.functions
+    assert function.logical_id == "Rest"
+    assert function.code_dir == str(tmp_path / "items")
+    assert function.environment == {
+        "A": "1",
+        "FLAG": "true",
+        "GREETING": "hello world",
+        "ARN": "!GetAtt Table.Arn",
+        "ARN2": "!GetAtt Table.Arn",
+    }
+    assert (function.timeout, function.memory_size, function.url_mode) == (3.0, 512, "BUFFERED")
+    assert [r.key for r in function.rest_routes] == ["GET /things/{id}", "ANY /{proxy+}"]
+    assert [r.key for r in function.http_routes] == ["POST /things/new"]
+    # Each unresolved intrinsic is warned about once per place it appears.
+    assert len(template.warnings) == 2
+    assert [s.split(":")[0] for s in template.skipped] == ["Zipped", "Node"]
+
+
+def test_routes_match_the_most_specific_first() -> None:
+    from duplexlambda.emulator.template import Route
+
+    routes = sorted(
+        [Route.of("ANY", "/{proxy+}"), Route.of("GET", "/a/{id}"), Route.of("GET", "/a/b")],
+        key=lambda r: r.rank,
+    )
+    assert [r.path for r in routes] == ["/a/b", "/a/{id}", "/{proxy+}"]
+    assert routes[1].match("GET", "/a/x%2Fy") == {"id": "x/y"}
+    assert routes[1].match("POST", "/a/x") is None
+    assert routes[1].match("GET", "/a/x/y") is None
+    assert routes[2].match("DELETE", "/a/x/y") == {"proxy": "a/x/y"}
+
+
+def test_rest_route_event_has_resource_and_path_parameters(tmp_path: pathlib.Path) -> None:
+    path = write_template(tmp_path, REST_TEMPLATE)
+    serve = Serve("--template", str(path), "--port", "0")
+    try:
+        base = serve.wait_for(r"REST API:\s+GET (http://\S+)/Prod/things/\{id\}", serve.out)[1]
+        serve.wait_for(r"skipped Node: Runtime nodejs20.x", serve.out)
+        request = urllib.request.Request(f"{base}/Prod/things/42", method="GET")
+        with urllib.request.urlopen(request, timeout=20) as resp:
+            assert resp.status == 200
+            answer = json.loads(resp.read())
+        assert answer["pathParameters"] == {"id": "42"}
+        assert answer["name"] == "Rest"
+        status, body = get(f"{base}/Prod/else/where")
+        assert status == 200
+        assert json.loads(body)["pathParameters"] == {"proxy": "else/where"}
+        assert get(f"{base}/things/42")[0] == 404  # no stage
+        status, body = get(f"{base}/lambda-url/Rest/x")
+        assert status == 200  # a BUFFERED URL
+        assert json.loads(body)["name"] == "Rest"
+    finally:
+        assert serve.stop() == 0

@@ -56,6 +56,8 @@ SERVE_EXAMPLES = """examples:
       the runtime is the image you deploy, run as Lambda runs it (docker or podman)
   duplexlambda serve app.handler --front rest           # as behind API Gateway (REST):
       curl http://127.0.0.1:9000/prod/items              # its event, its 502s, its 29 s
+  duplexlambda serve --template template.yaml          # every function of a SAM template:
+      curl -N http://127.0.0.1:9000/lambda-url/MyFunction/   (routes: see the banner)
 
 Each invocation is logged with its status, bytes in/out, duration and time to first byte."""
 
