@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -176,6 +176,12 @@ def test_invoke_api_reaches_each_function(served: Serve) -> None:
         answer = json.loads(json.loads(resp.read())["body"])
     assert answer["routeKey"] == "direct"
     assert answer["name"] == "ItemsFn"
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:ItemsFn:$LATEST"
+    request = urllib.request.Request(
+        f"{base}/2015-03-31/functions/{quote(arn, safe='')}/invocations", data=b"{}"
+    )
+    with urllib.request.urlopen(request, timeout=20) as resp:
+        assert json.loads(json.loads(resp.read())["body"])["name"] == "ItemsFn"
     url_event = {
         "version": "2.0",
         "routeKey": "$default",

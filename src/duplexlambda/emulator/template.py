@@ -184,12 +184,15 @@ class _Resolver:
                     return re.sub(r"\$\{([^}!]+)\}", lambda m: self._defaults[m[1]], arg)
             if key == "Ref" or key.startswith("Fn::"):
                 literal = f"!{key.removeprefix('Fn::')} {_text(arg)}"
-                warning = f"{where}: {literal} left as is (not resolved locally)"
-                if warning not in self._warnings:
-                    self._warnings.append(warning)
-                    log.warning("template: %s", warning)
+                self.warn(f"{where}: {literal} left as is (not resolved locally)")
                 return literal
         return value
+
+    def warn(self, warning: str) -> None:
+        """Log ``warning`` (once)."""
+        if warning not in self._warnings:
+            self._warnings.append(warning)
+            log.warning("template: %s", warning)
 
 
 def _text(arg: Any) -> str:
@@ -297,6 +300,11 @@ def _function(
         kind = event.get("Type")
         params = event.get("Properties") or {}
         if kind == "HttpApi":
+            version = str(params.get("PayloadFormatVersion", "2.0"))
+            if version != "2.0":
+                resolve.warn(
+                    f"{logical_id}: HttpApi PayloadFormatVersion {version} is served as 2.0"
+                )
             if "Path" in params or "Method" in params:
                 route = Route.of(str(params.get("Method", "ANY")), str(params.get("Path", "/")))
             else:
@@ -356,7 +364,7 @@ class TemplateFront:
         from . import invoke_api
 
         if (call := invoke_api.match(request.path)) is not None:
-            served = self._by_id.get(unquote(call.function_name))
+            served = self._by_id.get(function_id(call.function_name))
             if served is None:
                 await invoke_api._aws_error(
                     response,
@@ -390,6 +398,16 @@ class TemplateFront:
                     return
         await request.body.discard(1024 * 1024)
         await response.send(404, [("Content-Type", "application/json")], _NOT_FOUND)
+
+
+def function_id(name: str) -> str:
+    """The logical id an Invoke API call names: ``StreamFn``, ``StreamFn:$LATEST`` or
+    ``arn:aws:lambda:REGION:ACCOUNT:function:StreamFn[:QUALIFIER]``."""
+    name = unquote(name)
+    if name.startswith("arn:"):
+        parts = name.split(":")
+        return parts[6] if len(parts) > 6 else name
+    return name.partition(":")[0]
 
 
 def front_name(function: TemplateFunction) -> str:
