@@ -392,7 +392,7 @@ def run_template(args: argparse.Namespace) -> int:
                     throttle=args.throttle,
                     function_name=function.logical_id,
                     memory_size=function.memory_size,
-                    front=front_name(function),  # type: ignore[arg-type]
+                    front=front_name(function),
                     stage=SAM_STAGE,
                     integration_timeout=args.integration_timeout,
                 )

@@ -29,6 +29,7 @@ from duplexlambda.events.build import RouteMatch
 
 if TYPE_CHECKING:
     from .app import Emulator
+    from .config import FrontName
     from .front import Front
     from .server import Request, Response
 
@@ -410,7 +411,7 @@ def function_id(name: str) -> str:
     return name.partition(":")[0]
 
 
-def front_name(function: TemplateFunction) -> str:
+def front_name(function: TemplateFunction) -> FrontName:
     """The ``EmulatorConfig.front`` of a function: what its runtime is told to stream
     (``DUPLEXLAMBDA_STREAMING``): a streaming URL's answers, else none."""
     if function.url_mode == "RESPONSE_STREAM":
