@@ -271,7 +271,7 @@ Resources:
   Zipped:
     Type: AWS::Serverless::Function
     Properties:
-      CodeUri: ../function.zip
+      CodeUri: missing.zip
       Handler: app.handler
       Runtime: python3.12
   Node:
@@ -317,6 +317,18 @@ def test_routes_match_the_most_specific_first() -> None:
     assert routes[1].match("POST", "/a/x") is None
     assert routes[1].match("GET", "/a/x/y") is None
     assert routes[2].match("DELETE", "/a/x/y") == {"proxy": "a/x/y"}
+
+
+def test_a_zip_code_uri_is_extracted(tmp_path: pathlib.Path) -> None:
+    import zipfile
+
+    from duplexlambda.emulator.template import load_template
+
+    path = write_template(tmp_path, REST_TEMPLATE.replace("CodeUri: items", "CodeUri: f.zip"))
+    with zipfile.ZipFile(tmp_path / "f.zip", "w") as bundle:
+        bundle.writestr("items.py", ITEMS_APP)
+    (function,) = load_template(str(path)).functions
+    assert (pathlib.Path(function.code_dir) / "items.py").read_text() == ITEMS_APP
 
 
 def test_rest_route_event_has_resource_and_path_parameters(tmp_path: pathlib.Path) -> None:

@@ -18,9 +18,13 @@ imports it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
+import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -282,8 +286,10 @@ def _function(
     if not isinstance(code_uri, str):
         return f"CodeUri {code_uri!r} is not a local directory"
     code_dir = os.path.normpath(os.path.join(base, code_uri))
-    if not os.path.isdir(code_dir):
-        return f"CodeUri {code_uri} is not a directory (build or unzip it first)"
+    if os.path.isfile(code_dir) and zipfile.is_zipfile(code_dir):
+        code_dir = _unzipped(code_dir)
+    elif not os.path.isdir(code_dir):
+        return f"CodeUri {code_uri} is neither a directory nor a zip file here"
     environment: dict[str, str] = {}
     for source in (globals_, props):
         variables = ((source.get("Environment") or {}).get("Variables")) or {}
@@ -327,6 +333,16 @@ def _function(
         http_routes=http_routes,
         rest_routes=rest_routes,
     )
+
+
+def _unzipped(archive: str) -> str:
+    """A zip ``CodeUri`` (``duplexlambda package``'s function.zip), extracted as Lambda
+    does, into a directory removed when the process exits."""
+    target = tempfile.mkdtemp(prefix="duplexlambda-code-")
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
+    with zipfile.ZipFile(archive) as bundle:
+        bundle.extractall(target)
+    return target
 
 
 def _scalar(value: Any) -> str:
