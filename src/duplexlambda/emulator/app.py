@@ -39,7 +39,7 @@ class Emulator:
         hub: shared state (dispatcher, log tail) for embedders such as the supervisor.
     """
 
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    def __init__(self, config: EmulatorConfig | None = None, *, front: bool = True) -> None:
         self.config = config or EmulatorConfig()
         self.records: asyncio.Queue[InvocationRecord] = asyncio.Queue()
         self._timeout_listeners: list[Callable[[Invocation], None]] = []
@@ -50,12 +50,16 @@ class Emulator:
             RuntimeApi(self.dispatcher, throttle=self.config.throttle), "runtime api"
         )
         self._started = False
+        #: False: only the Runtime API listens (``serve --template`` shares one front port
+        #: between functions, ``duplexlambda.emulator.template``)
+        self.serves_front = front
 
     async def start(self) -> None:
         """Bind both listeners."""
         await self._runtime.start(self.config.host, self.config.runtime_api_port)
         try:
-            await self._front.start(self.config.host, self.config.port)
+            if self.serves_front:
+                await self._front.start(self.config.host, self.config.port)
         except BaseException:
             await self._runtime.close()
             raise

@@ -156,6 +156,8 @@ SERVE_EXAMPLES = """examples:
       restart the runtime on each save; the function's variables and name
   duplexlambda serve app.handler --front rest           # as behind API Gateway (REST):
       curl http://127.0.0.1:9000/prod/items              # its event, its 502s, its 29 s
+  duplexlambda serve --template template.yaml          # every function of a SAM template:
+      curl -N http://127.0.0.1:9000/lambda-url/MyFunction/   (routes: see the banner)
 
 Each invocation is logged with its status, bytes in/out, duration and time to first byte."""
 
@@ -272,6 +274,12 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="restart the runtime when a file under --task-root changes (needs watchfiles)",
     )
+    parser.add_argument(
+        "--template",
+        metavar="FILE",
+        help="serve every AWS::Serverless::Function of this SAM template (no HANDLER): each"
+        " its runtime child, URL under /lambda-url/<LogicalId>/, its HttpApi and Api routes",
+    )
     # Internal: the runtime's command line (tests point it at awslambdaric).
     parser.add_argument("--runtime-cmd", default=None, help=argparse.SUPPRESS)
     parser.set_defaults(func=run_serve)
@@ -296,6 +304,8 @@ ENGINE_ENV = "DUPLEXLAMBDA_CONTAINER_ENGINE"
 
 def run_serve(args: argparse.Namespace) -> int:
     """Entry point of ``duplexlambda serve``; returns the exit status."""
+    if args.template:
+        return run_template(args)
     if args.image and args.no_runtime:
         print("duplexlambda serve: --image and --no-runtime exclude each other", file=sys.stderr)
         return 2
@@ -518,6 +528,117 @@ async def _serve(config: EmulatorConfig, args: argparse.Namespace) -> int:
         if supervisor is not None:
             await supervisor.stop()
         await emulator.close()
+    return 0
+
+
+def run_template(args: argparse.Namespace) -> int:
+    """``duplexlambda serve --template FILE``: each function of a SAM template served."""
+    if args.handler or args.image or args.no_runtime:
+        print(
+            "duplexlambda serve: --template takes no HANDLER, --image or --no-runtime",
+            file=sys.stderr,
+        )
+        return 2
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
+    from .config import EmulatorConfig
+    from .template import SAM_STAGE, TemplateError, front_name, load_template
+
+    try:
+        template = load_template(args.template)
+        configs = []
+        for function in template.functions:
+            if problem := handler_problem(function.handler, function.code_dir):
+                raise TemplateError(f"{function.logical_id}: {problem}")
+            configs.append(
+                EmulatorConfig(
+                    host=args.host,
+                    port=0,
+                    runtime_api_port=0,
+                    mode=args.mode,
+                    timeout=function.timeout,
+                    concurrency=args.concurrency,
+                    response_limit=args.response_limit,
+                    throttle=args.throttle,
+                    function_name=function.logical_id,
+                    memory_size=function.memory_size,
+                    front=front_name(function),
+                    stage=SAM_STAGE,
+                    integration_timeout=args.integration_timeout,
+                )
+            )
+    except (TemplateError, ValueError) as exc:
+        print(f"duplexlambda serve: {exc}", file=sys.stderr)
+        return 2
+    return _run(_serve_template(template, configs, args))
+
+
+async def _serve_template(
+    template: Any, configs: list[EmulatorConfig], args: argparse.Namespace
+) -> int:
+    from .app import Emulator
+    from .config import FRONTS
+    from .front import Front
+    from .server import HttpServer
+    from .supervisor import Supervisor, runtime_command
+    from .template import Served, TemplateFront, banner
+
+    served = []
+    for function, config in zip(template.functions, configs, strict=True):
+        emulator = Emulator(config, front=False)
+        url = None
+        if function.url_mode is not None:
+            url = Front(emulator.hub, FRONTS[config.front])
+        served.append(
+            Served(
+                function,
+                emulator,
+                url,
+                Front(emulator.hub, FRONTS["http-api"]),
+                Front(emulator.hub, FRONTS["rest"]),
+            )
+        )
+    server = HttpServer(TemplateFront(served), "template front", half_close=True)
+    started: list[Emulator] = []
+    supervisors: list[Supervisor] = []
+    stop = _stop_on_signal()
+    try:
+        try:
+            for s in served:
+                await s.emulator.start()
+                started.append(s.emulator)
+            await server.start(args.host, args.port)
+        except OSError as exc:
+            print(
+                f"duplexlambda serve: cannot listen on {args.host}: {exc} (choose another"
+                " --port, or 0 for a free one)",
+                file=sys.stderr,
+            )
+            return 1
+        host, port = server.address
+        host = f"[{host}]" if ":" in host else host
+        for s in served:
+            fn = s.function
+            command = runtime_command(fn.handler, args.runtime_cmd)
+            supervisors.append(
+                Supervisor(
+                    s.emulator, fn.handler, command, fn.code_dir, function_env=fn.environment
+                )
+            )
+        print(banner(template, served, f"http://{host}:{port}/", args.mode), flush=True)
+        for supervisor in supervisors:
+            await supervisor.start()
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        _restore_signals()
+        for supervisor in supervisors:
+            await supervisor.stop()
+        await server.close()
+        for emulator in started:
+            await emulator.close()
     return 0
 
 

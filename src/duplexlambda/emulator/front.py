@@ -21,7 +21,12 @@ from duplexlambda.errors import (
     PreludeError,
     RemoteProtocolError,
 )
-from duplexlambda.events.build import FrontSettings, gateway_request_id, stage_path
+from duplexlambda.events.build import (
+    FrontSettings,
+    RouteMatch,
+    gateway_request_id,
+    stage_path,
+)
 from duplexlambda.events.fronts import Front as FrontKind
 from duplexlambda.events.fronts import HttpAnswer
 from duplexlambda.events.reply import (
@@ -116,12 +121,22 @@ def request_info(
 
 class Front:
     """The main port's app: Invoke API paths go to ``invoke_api``, all else is the front
-    ``config.front`` names (a function URL unless told otherwise)."""
+    ``config.front`` names (a function URL unless told otherwise).
 
-    def __init__(self, hub: Hub) -> None:
+    ``spec`` plays another front than ``config.front`` for the same function
+    (``serve --template``: its URL, its HTTP API and REST routes): then its integration
+    timeout is ``config.integration_timeout`` or that front's own.
+    """
+
+    def __init__(self, hub: Hub, spec: FrontSpec | None = None) -> None:
         self._hub = hub
-        self._spec = hub.config.front_spec
-        self._settings = front_settings(hub.config)
+        config = hub.config
+        self._spec = spec or config.front_spec
+        self._settings = front_settings(config)
+        self._timeout = config.front_timeout
+        if spec is not None and spec is not config.front_spec:
+            own = None if spec.is_function_url else spec.integration_timeout
+            self._timeout = config.integration_timeout or own
 
     async def __call__(self, request: Request, response: Response) -> None:
         if request.method == "CONNECT":
@@ -136,7 +151,12 @@ class Front:
         elif self._spec.is_function_url:
             await self._function_url(request, response)
         else:
-            await self._proxy(request, response)
+            await self.proxy(request, response)
+
+    async def function_url(self, request: Request, response: Response) -> None:
+        """Serve ``request`` as the function URL (``request.path``: the path the function
+        sees)."""
+        await self._function_url(request, response)
 
     async def _function_url(self, request: Request, response: Response) -> None:
         duplex = self._hub.config.mode == "duplex"
@@ -181,10 +201,13 @@ class Front:
             invocation.reject(400, BAD_UPLOAD, _bad_upload_message(request.body))
         return invocation
 
-    async def _proxy(self, request: Request, response: Response) -> None:
+    async def proxy(
+        self, request: Request, response: Response, route: RouteMatch | None = None
+    ) -> None:
         """API Gateway or an ALB: the request read whole into that front's event, the
         function invoked as that service invokes it, its answer read as that service reads
-        it (``ProxyRelay``)."""
+        it (``ProxyRelay``). ``route``: the API route the request matched, if not the
+        catch-all one."""
         config, spec = self._hub.config, self._spec
         duplex = config.mode == "duplex"
         front_id = str(uuid.uuid4()) if spec.kind is FrontKind.REST_API else gateway_request_id()
@@ -209,6 +232,7 @@ class Front:
                         request.header("content-type"),
                         request.header("content-length"),
                         spec.request_limit,
+                        route,
                     )
             except TimeoutError:
                 invocation.reject(408, UPLOAD_TIMEOUT, upload_timeout_message(config.timeout))
@@ -220,7 +244,7 @@ class Front:
             spec,
             duplex=duplex,
             front_id=front_id,
-            timeout=config.front_timeout,
+            timeout=self._timeout,
         )
         async with cancel_on_disconnect(request, invocation, duplex):
             await relay_results(relay, invocation)

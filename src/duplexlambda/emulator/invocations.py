@@ -30,7 +30,13 @@ from duplexlambda.errors import (
     InvalidStateTransitionError,
     PayloadTooLargeError,
 )
-from duplexlambda.events.build import FrontSettings, HttpRequestInfo, build_event, encode_event
+from duplexlambda.events.build import (
+    FrontSettings,
+    HttpRequestInfo,
+    RouteMatch,
+    build_event,
+    encode_event,
+)
 from duplexlambda.events.fronts import Front
 
 from .furl import with_body
@@ -313,8 +319,10 @@ async def buffer_proxy_event(
     content_type: str | None,
     declared: str | None = None,
     request_limit: int | None = None,
+    route: RouteMatch | None = None,
 ) -> None:
-    """Read an upload whole into the event ``front`` sends (API Gateway, ALB), capped.
+    """Read an upload whole into the event ``front`` sends (API Gateway, ALB), capped
+    (``route``: the API route the request matched, ``serve --template``).
 
     As ``buffer_event``: sets ``invocation.payload``, or rejects it (413 over the front's
     ``request_limit`` or, once built, over Lambda's ``MAX_PAYLOAD``; 400 cut short).
@@ -322,7 +330,7 @@ async def buffer_proxy_event(
     limit = MAX_PAYLOAD if request_limit is None else max(request_limit, 0)
     try:
         data = await read_capped(body, declared, limit)
-        event = encode_event(build_event(front, info, data, content_type, settings))
+        event = encode_event(build_event(front, info, data, content_type, settings, route=route))
         if len(event) > MAX_PAYLOAD:
             raise PayloadTooLargeError("event over the cap", len(event))
     except PayloadTooLargeError:

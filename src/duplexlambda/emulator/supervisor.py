@@ -125,6 +125,9 @@ def lambda_environment(
     env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)
     env.update(function_env or {})
     env.update(lambda_variables(emulator, handler, task_root))
+    if function_env and STREAMING_ENV in function_env:
+        # Which fronts stream is the function's to say (a SAM template's URL InvokeMode).
+        env[STREAMING_ENV] = function_env[STREAMING_ENV]
     # The function's code is importable, as on Lambda (sys.path starts with the task root).
     env["PYTHONPATH"] = os.pathsep.join(p for p in (task_root, env.get("PYTHONPATH")) if p)
     return env

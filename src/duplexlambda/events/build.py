@@ -113,6 +113,22 @@ class FrontSettings:
         )
 
 
+@dataclass(frozen=True)
+class RouteMatch:
+    """The route of an API that a request matched (``serve --template``), where the
+    default events name the catch-all one (``$default``, ``/{proxy+}``).
+
+    Attributes:
+        route_key: an HTTP API's ``routeKey`` (``"GET /items/{id}"``).
+        resource: a REST API's ``resource`` (``"/items/{id}"``).
+        path_parameters: the path's ``{name}`` / ``{name+}`` values, decoded; None for none.
+    """
+
+    route_key: str
+    resource: str
+    path_parameters: dict[str, str] | None = None
+
+
 def gateway_request_id() -> str:
     """An HTTP API request id, as API Gateway's look (``apigw-requestid``): 16 characters of
     base64."""
@@ -205,9 +221,15 @@ def v2_request_context(
 
 
 def http_api_event(
-    info: HttpRequestInfo, body: bytes, content_type: str | None, settings: FrontSettings
+    info: HttpRequestInfo,
+    body: bytes,
+    content_type: str | None,
+    settings: FrontSettings,
+    *,
+    route: RouteMatch | None = None,
 ) -> dict[str, Any]:
-    """An HTTP API's payload-format 2.0 event for its ``$default`` route and stage.
+    """An HTTP API's payload-format 2.0 event for its ``$default`` route and stage (or, given
+    ``route``, for that route: its ``routeKey`` and ``pathParameters``).
 
     Header names lower-cased, repeated fields and query parameters comma-joined (values
     decoded), ``cookies`` split out of the ``cookie`` header (which is then dropped), empty
@@ -231,6 +253,10 @@ def http_api_event(
     event["requestContext"] = v2_request_context(
         info, headers, settings.account_id, settings.api_id, settings.domain_name
     )
+    if route is not None:
+        event["routeKey"] = event["requestContext"]["routeKey"] = route.route_key
+        if route.path_parameters:
+            event["pathParameters"] = route.path_parameters
     if body:
         event["body"], event["isBase64Encoded"] = body_fields(body, content_type)
     else:
@@ -353,10 +379,16 @@ def stage_path(raw_path: str, stage: str) -> str | None:
 
 
 def rest_event(
-    info: HttpRequestInfo, body: bytes, content_type: str | None, settings: FrontSettings
+    info: HttpRequestInfo,
+    body: bytes,
+    content_type: str | None,
+    settings: FrontSettings,
+    *,
+    route: RouteMatch | None = None,
 ) -> dict[str, Any]:
     """A REST API's Lambda proxy event, for a ``/{proxy+}`` resource (and ``/``) with method
-    ``ANY`` deployed to ``settings.stage``.
+    ``ANY`` deployed to ``settings.stage`` (or, given ``route``, for its ``resource`` and
+    ``pathParameters``).
 
     ``info.raw_path`` is the path the client used, stage included (``/prod/items``):
     ``path`` is the part below the stage, ``requestContext.path`` the whole, and
@@ -369,6 +401,9 @@ def rest_event(
     if path is None:
         raise ValueError(f"{info.raw_path!r} is not under the stage /{settings.stage}")
     resource = "/" if path == "/" else "/{proxy+}"
+    parameters = None if path == "/" else {"proxy": unquote(path[1:])}
+    if route is not None:
+        resource, parameters = route.resource, route.path_parameters
     return _v1_event(
         info,
         body,
@@ -377,7 +412,7 @@ def rest_event(
         version=None,
         path=path,
         resource=resource,
-        path_parameters=None if path == "/" else {"proxy": unquote(path[1:])},
+        path_parameters=parameters,
         context={
             "extendedRequestId": _short_id(info.request_id),
             "path": info.raw_path,
@@ -438,19 +473,21 @@ def build_event(
     body: bytes,
     content_type: str | None,
     settings: FrontSettings,
+    *,
+    route: RouteMatch | None = None,
 ) -> dict[str, Any]:
     """The event ``front`` sends for this request (any front but the function URL, whose event
-    ``emulator/furl.py`` builds).
+    ``emulator/furl.py`` builds); ``route``: the HTTP API (2.0) or REST route it matched.
 
     Raises:
         ValueError: ``front`` is not one built here, or (REST) the path is not under the stage.
     """
     if front is Front.HTTP_API_V2:
-        return http_api_event(info, body, content_type, settings)
+        return http_api_event(info, body, content_type, settings, route=route)
     if front is Front.HTTP_API_V1:
         return http_api_v1_event(info, body, content_type, settings)
     if front is Front.REST_API:
-        return rest_event(info, body, content_type, settings)
+        return rest_event(info, body, content_type, settings, route=route)
     if front in (Front.ALB, Front.ALB_MULTI):
         multi = front is Front.ALB_MULTI
         return alb_event(info, body, content_type, settings, multi_value=multi)
