@@ -1,4 +1,4 @@
-"""Command line: ``duplexlambda info | run | serve | package | invoke | event`` (also
+"""Command line: ``duplexlambda info | run | serve | package | invoke | event | new`` (also
 ``python -m duplexlambda``).
 
 ``run`` is what a Lambda ``bootstrap`` starts on every cold start, so its plain forms are
@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  duplexlambda package examples -o function.zip   # a Lambda zip with a bootstrap\n"
         "  duplexlambda invoke --example s3                 # send an event to serve\n"
         "  duplexlambda info                                # version, codec, event loop\n"
+        "  duplexlambda new my_function                     # a new project to start from\n"
         "run 'duplexlambda COMMAND --help' for each command's options and examples",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     invoke_cli = __import__("duplexlambda.invoke_cli", fromlist=["invoke_cli"])
     invoke_cli.add_invoke_parser(sub)
     invoke_cli.add_event_parser(sub)
+    __import__("duplexlambda.new", fromlist=["new"]).add_new_parser(sub)
     return parser
 
 

@@ -234,6 +234,31 @@ def _runtime_requirements() -> list[str]:
     return [r for r in found if "extra" not in r.partition(";")[2]]
 
 
+_SELF_REQUIREMENT = re.compile(r"\s*duplexlambda(?![\w.-])", re.IGNORECASE)
+_INCLUDE = re.compile(r"(\s*(?:-r|-c|--requirement|--constraint)(?:\s+|=))(\S+)(.*)", re.DOTALL)
+
+
+def requirements_without_self(requirements: Path, work: Path) -> Path:
+    """``requirements`` without a ``duplexlambda`` line (the zip gets this duplexlambda,
+    built here; pip would look for it on the index): the file itself when it has none, else a
+    copy in ``work`` with its relative ``-r`` / ``-c`` paths made absolute."""
+    lines = requirements.read_text().splitlines(keepends=True)
+    if not any(_SELF_REQUIREMENT.match(line) for line in lines):
+        return requirements
+    kept = []
+    for line in lines:
+        if _SELF_REQUIREMENT.match(line):
+            continue
+        include = _INCLUDE.fullmatch(line)
+        if include:
+            path = requirements.parent / include[2]  # an absolute one stays as it is
+            line = f"{include[1]}{path}{include[3]}"
+        kept.append(line)
+    filtered = work / "requirements.txt"
+    filtered.write_text("".join(kept))
+    return filtered
+
+
 def _project_root() -> Path | None:
     """The source tree this duplexlambda was installed from (editable installs), if any."""
     from pathlib import Path
@@ -607,7 +632,11 @@ def build_zip(
                 # .pyc files speed up cold starts, but only for the Python that made them.
                 *([] if same_python else ["--no-compile"]),
                 *_runtime_requirements(),
-                *(["--requirement", str(requirements)] if requirements else []),
+                *(
+                    ["--requirement", str(requirements_without_self(requirements, work))]
+                    if requirements
+                    else []
+                ),
             ],
             "installing the dependencies",
         )

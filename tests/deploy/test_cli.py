@@ -14,7 +14,7 @@ from duplexlambda.__main__ import build_parser
 
 from .lambda_env import ROOT
 
-COMMANDS = ["info", "run", "serve", "package", "invoke", "event"]
+COMMANDS = ["info", "run", "serve", "package", "invoke", "event", "new"]
 
 
 def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
