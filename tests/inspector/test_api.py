@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import httpx
 import pytest
@@ -103,7 +105,8 @@ async def test_event_stream_announces_each_new_invocation() -> None:
         async with client.stream("GET", url) as events:
             assert events.headers["content-type"] == "text/event-stream"
             seen: list[str] = []
-            async with contextlib.aclosing(events.aiter_lines()) as lines:
+            lines = cast(AsyncGenerator[str, None], events.aiter_lines())
+            async with contextlib.aclosing(lines):
                 assert await anext(lines) == ": connected"
                 got = await client.post(fn.url, content=b"ok")
                 request_id = got.headers["x-amzn-requestid"]
