@@ -138,15 +138,11 @@ class Hub:
                     "duration_ms": entry.duration_ms,
                     "ttfb_ms": entry.ttfb_ms,
                     "truncated": truncated,
-                    "response_headers": [(_text(k), _text(v)) for k, v in response.headers],
+                    "response_headers": response.headers,
                 },
                 invocation.error_body,
             )
         return entry
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
 @contextlib.asynccontextmanager

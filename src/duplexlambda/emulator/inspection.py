@@ -74,10 +74,8 @@ class Entry:
         self.path = request.path
         self.front = ""
         self.request_id = ""
-        self.request_headers = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers
-        ]
-        self.response_headers: list[tuple[str, str]] = []
+        self.request_headers: Any = request.headers  # text only when asked for
+        self.response_headers: list[tuple[bytes | str, bytes | str]] = []
         self.request_preview = bytearray()
         self.response_preview = bytearray()
         self.marks: list[tuple[float, int, str]] = []
@@ -124,8 +122,8 @@ class Entry:
     def detail(self, logs: list[str]) -> dict[str, Any]:
         out = self.summary()
         out.update(
-            request_headers=self.request_headers,
-            response_headers=self.response_headers,
+            request_headers=[(_text(k), _text(v)) for k, v in self.request_headers],
+            response_headers=[(_text(k), _text(v)) for k, v in self.response_headers],
             request_preview=_preview(self.request_preview, self.bytes_in),
             response_preview=_preview(self.response_preview, self.bytes_out),
             marks=[{"t_ms": round(t * 1000, 3), "bytes": n, "kind": k} for t, n, k in self.marks],
@@ -134,6 +132,10 @@ class Entry:
             logs=logs,
         )
         return out
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
 def _preview(data: bytearray, total: int) -> dict[str, Any]:
@@ -190,7 +192,9 @@ class Inspector:
             self._by_id.pop(old.request_id, None)
         self.entries.append(entry)
         self._by_id[entry.request_id] = entry
-        self._publish(b"event: invocation\ndata: " + msgspec.json.encode(entry.summary()) + b"\n\n")
+        if self._subscribers:
+            data = msgspec.json.encode(entry.summary())
+            self._publish(b"event: invocation\ndata: " + data + b"\n\n")
 
     def log(self, data: bytes) -> None:
         """Output of the runtime process (split into lines, time-stamped)."""
