@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import urllib.error
+import urllib.request
 from collections.abc import AsyncGenerator
 from typing import cast
 
@@ -15,6 +17,7 @@ from duplexlambda.emulator import inspection
 from duplexlambda.streams import Request, Response
 
 from ..support.emulated import stack
+from ..support.serve_process import Serve
 
 CHUNKS = 5
 
@@ -133,3 +136,29 @@ async def test_no_inspector_serves_404_records_nothing_and_keeps_the_path_reserv
             got = await client.get(f"{fn.url}_duplexlambda/{path}")
             assert got.status_code == 404
     assert calls == ["called"]
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("inspector", [True, False])
+def test_serve_banner_and_no_inspector_flag(inspector: bool) -> None:
+    flags = [] if inspector else ["--no-inspector"]
+    serve = Serve("--no-runtime", "--port", "0", "--runtime-api-port", "0", *flags)
+    try:
+        url = serve.url
+        serve.wait_for(r"AWS_LAMBDA_RUNTIME_API=", serve.out)
+        banner = "\n".join(serve.out)
+        if inspector:
+            assert f"Inspector:    {url}_duplexlambda/" in banner
+            assert _status(f"{url}_duplexlambda/api/invocations") == 200
+        else:
+            assert "Inspector" not in banner
+            assert _status(f"{url}_duplexlambda/") == 404
+    finally:
+        serve.stop()
