@@ -102,6 +102,11 @@ class Emulator:
         return self.url
 
     @property
+    def inspector_url(self) -> str:
+        """The inspector page (``/_duplexlambda/`` on the front port)."""
+        return f"{self.url}_duplexlambda/"
+
+    @property
     def runtime_api(self) -> str:
         """``host:port`` of the Runtime API: the runtime's ``AWS_LAMBDA_RUNTIME_API``."""
         host, port = self._runtime.address

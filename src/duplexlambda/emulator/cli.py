@@ -218,6 +218,12 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--throttle", action="store_true", help="6 MiB burst then 2 MiB/s, as AWS streams"
     )
     parser.add_argument(
+        "--no-inspector",
+        dest="inspector",
+        action="store_false",
+        help="do not serve the inspector (/_duplexlambda/) nor record what it shows",
+    )
+    parser.add_argument(
         "--front",
         choices=list(FRONT_NAMES),
         default="function-url",
@@ -328,6 +334,7 @@ def run_serve(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             response_limit=args.response_limit,
             throttle=args.throttle,
+            inspector=args.inspector,
             front=args.front,
             stage=args.stage,
             integration_timeout=args.integration_timeout,
@@ -460,12 +467,14 @@ def banner(emulator: Emulator, supervised: bool) -> str:
             front += f"integration timeout {config.front_timeout:g} s, "
     url = emulator.front_url
     label = f"{spec.label}:".ljust(14)
+    inspector = [f"  Inspector:    {emulator.inspector_url}"] if config.inspector else []
     return "\n".join(
         [
             f"duplexlambda emulator: {front}mode {config.mode}, timeout {config.timeout:g} s",
             f"  {label}{url}",
             f"  Invoke API:   {invoke}",
             f"  Runtime API:  AWS_LAMBDA_RUNTIME_API={emulator.runtime_api}{runtime_note}",
+            *inspector,
             "Try:",
             f"  curl -N --data-binary 'hello' {url}",
             f"  curl -d '{{}}' {invoke}",

@@ -133,6 +133,8 @@ class EmulatorConfig:
         stage: the REST API's stage (the first segment of every path it serves).
         integration_timeout: seconds an API Gateway front waits for the function (None: the
             front's own, 30 s for HTTP APIs, 29 s for REST APIs).
+        inspector: serve the inspector under ``/_duplexlambda/`` on the front port and
+            record what it shows (``serve --no-inspector``: off, nothing recorded).
     """
 
     host: str = "127.0.0.1"
@@ -151,6 +153,7 @@ class EmulatorConfig:
     front: FrontName = "function-url"
     stage: str = "prod"
     integration_timeout: float | None = None
+    inspector: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in ("duplex", "lambda"):

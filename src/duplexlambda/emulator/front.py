@@ -55,6 +55,7 @@ from .hub import (
     new_trace_id,
     upload_timeout_message,
 )
+from .inspection import PREFIX
 from .invocations import (
     MAX_PAYLOAD,
     BufferedPayload,
@@ -145,6 +146,18 @@ class Front:
             response.keep_alive = False
             await response.send(405, [("Allow", ALLOWED_METHODS)])
             return
+        inspector = self._hub.inspector
+        if request.path.startswith(PREFIX) or request.path == PREFIX[:-1]:
+            # Reserved: never the function's, whether or not the inspector is on.
+            if inspector is None:
+                await response.send(404, [("Content-Type", "text/plain")], b"Not Found\n")
+            elif request.path == PREFIX[:-1]:
+                await response.send(301, [("Location", PREFIX)])
+            else:
+                await inspector.serve(request, response)
+            return
+        if inspector is not None:
+            inspector.begin(request, response)
         route = invoke_api.match(request.path)
         if route is not None:
             await invoke_api.handle(self._hub, route, request, response)

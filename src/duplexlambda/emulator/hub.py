@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from .config import EmulatorConfig, InvocationRecord
+from .inspection import Inspector
 from .invocations import Dispatcher, Invocation, Payload
 from .server import Request, Response
 
@@ -28,11 +29,16 @@ class LogTail:
     whole runtime process, so concurrent invocations share it.
     """
 
-    def __init__(self, size: int = LOG_TAIL_BYTES) -> None:
+    def __init__(
+        self, listener: Callable[[bytes], None] | None = None, size: int = LOG_TAIL_BYTES
+    ) -> None:
         self._size = size
         self._buf = bytearray()
+        self._listener = listener
 
     def append(self, data: bytes) -> None:
+        if self._listener is not None:
+            self._listener(data)
         self._buf += data
         del self._buf[: -self._size]
 
@@ -68,7 +74,9 @@ class Hub:
     ) -> None:
         self.config = config
         self.dispatcher = dispatcher
-        self.log_tail = LogTail()
+        #: what ``/_duplexlambda/`` shows; None with ``config.inspector`` off
+        self.inspector = Inspector() if config.inspector else None
+        self.log_tail = LogTail(self.inspector.log if self.inspector is not None else None)
         self._record = record
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -85,6 +93,8 @@ class Hub:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        if self.inspector is not None:
+            self.inspector.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -114,6 +124,24 @@ class Hub:
             truncated=truncated,
         )
         self._record(entry)
+        tap = response.tap
+        if self.inspector is not None and tap is not None:
+            self.inspector.finish(
+                tap,
+                {
+                    "request_id": entry.request_id,
+                    "front": kind,
+                    "status": entry.status,
+                    "error_type": entry.error_type,
+                    "bytes_in": entry.bytes_in,
+                    "bytes_out": entry.bytes_out,
+                    "duration_ms": entry.duration_ms,
+                    "ttfb_ms": entry.ttfb_ms,
+                    "truncated": truncated,
+                    "response_headers": response.headers,
+                },
+                invocation.error_body,
+            )
         return entry
 
 

@@ -366,6 +366,7 @@ class Invocation:
     dispatched: bool = False
     deadline_ms: int = 0
     error_type: str | None = None
+    error_body: bytes | None = None
     cancelled: bool = False
     response_bytes: int = 0  #: bytes the runtime sent in /response
     created_at: float = field(default_factory=time.monotonic)
@@ -425,6 +426,7 @@ class Invocation:
         self.error_type = error_type
         self.begin(ResponseState.FAILED)
         body = payload if payload is not None else error_payload(error_type, message)
+        self.error_body = body
         self.results.put_final(Failure(error_type, body, streamed))
         return True
 

@@ -107,6 +107,14 @@ class Body:
         self.received = 0  #: body bytes received so far
         self.last_piece = b""  #: what the latest ``read()`` returned
         self.trailers = Headers()
+        #: the inspector's ``Entry`` (``emulator.inspection``): told of each piece, or None
+        self.tap: Any = None
+
+    def watch(self, tap: Any) -> None:
+        """Tell ``tap.mark(piece, "in")`` of each piece: those already held, then each new one."""
+        self.tap = tap
+        for piece in self._pieces:
+            tap.mark(piece, "in")
 
     # producer side (the protocol)
 
@@ -116,6 +124,8 @@ class Body:
             self._pieces.append(data)
             self._buffered += len(data)
             self.received += len(data)
+            if self.tap is not None:
+                self.tap.mark(data, "in")
         if self._buffered > BODY_HIGH_WATER:
             self._conn.pause_reading_for("body")
         self._wake()
@@ -246,6 +256,9 @@ class Response:
         self.status = 0
         self.bytes_sent = 0  #: body bytes written
         self.first_byte_at: float | None = None  #: monotonic time the head went out
+        #: the inspector's ``Entry`` (``emulator.inspection``): told of each chunk, or None
+        self.tap: Any = None
+        self.headers: list[tuple[bytes | str, bytes | str]] = []  #: sent, when tapped
 
     def start(self, status: int, headers: HeaderInput, *, length: int | None = None) -> None:
         """Send the status line and headers; the body is chunked unless ``length`` is given.
@@ -278,6 +291,8 @@ class Response:
             self.keep_alive = False
         if not self.keep_alive:
             fields.append(("Connection", "close"))
+        if self.tap is not None:
+            self.headers = fields
         head = encode_response_head(status, fields, _reason(status))
         self._conn.write(head)
         self.started = True
@@ -289,6 +304,8 @@ class Response:
         if not data:
             return
         self.bytes_sent += len(data)
+        if self.tap is not None:
+            self.tap.mark(data, "out")
         if not (self._head_only or self._no_body):
             self._conn.write(self._encoder.data(data) if self._encoder else data)
         await self._conn.drain()

@@ -379,7 +379,12 @@ class TemplateFront:
 
     async def __call__(self, request: Request, response: Response) -> None:
         from . import invoke_api
+        from .inspection import PREFIX
 
+        if request.path.startswith(PREFIX) or request.path == PREFIX[:-1]:
+            # Reserved, never a function's; the inspector does not serve --template yet.
+            await response.send(404, [("Content-Type", "text/plain")], b"Not Found\n")
+            return
         if (call := invoke_api.match(request.path)) is not None:
             served = self._by_id.get(function_id(call.function_name))
             if served is None:

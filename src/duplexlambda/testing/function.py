@@ -46,6 +46,7 @@ class EmulatedFunction(RuntimeHost):
         front: FrontName = "function-url",
         stage: str = "prod",
         integration_timeout: float | None = None,
+        inspector: bool = True,
     ) -> None:
         super().__init__(
             handler,
@@ -67,6 +68,7 @@ class EmulatedFunction(RuntimeHost):
             front=front,
             stage=stage,
             integration_timeout=integration_timeout,
+            inspector=inspector,
         )
         self.emulator = Emulator(self.config)
 
