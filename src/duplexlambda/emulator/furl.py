@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from duplexlambda.errors import PreludeError
 from duplexlambda.events.body import is_text
 from duplexlambda.events.build import HttpRequestInfo as HttpRequestInfo
 from duplexlambda.events.build import field_text, v2_request_context
+from duplexlambda.events.reply import header_name, header_value
 from duplexlambda.protocol.http1 import Headers
 
 #: The text-or-base64 rule every front shares (docs/fronts.md#bodies), under its old name here.
@@ -29,9 +29,6 @@ is_text_body = is_text
 #: Response header fields that would break our own framing of the client response; AWS
 #: moves ``content-length`` aside the same way (docs/runtime-api.md §5.3), we do it for all three.
 _REMAPPED = frozenset({"content-length", "transfer-encoding", "connection"})
-#: A field name is a token (RFC 9110 5.1, 5.6.2); a value is made of octets, i.e. Latin-1.
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_LATIN1 = re.compile(r"[\x00-\xff]*")
 
 
 def _event_headers(headers: Headers) -> tuple[dict[str, str], list[str]]:
@@ -103,26 +100,11 @@ def with_body(event: Mapping[str, Any], body: bytes, content_type: str | None) -
 HeaderList = list[tuple[str, str]]
 
 
-def _field_value(name: str, value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        text = str(value)
-        if any(c in text for c in "\r\n\x00"):
-            raise PreludeError(f"header {name!r} has CR, LF or NUL in its value")
-        if not _LATIN1.fullmatch(text):
-            # JSON holds any character, an HTTP field value only octets (RFC 9110 5.5).
-            raise PreludeError(f"header {name!r} has a character outside Latin-1 in its value")
-        return text
-    raise PreludeError(f"header {name!r} has a value of type {type(value).__name__}")
-
-
 def _field_name(name: object) -> str:
-    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-        raise PreludeError(f"invalid header name {name!r}")
-    if name.lower() in _REMAPPED:
-        return "x-amzn-remapped-" + name.lower()
-    return name
+    checked = header_name(name)
+    if checked.lower() in _REMAPPED:
+        return "x-amzn-remapped-" + checked.lower()
+    return checked
 
 
 def _add_fields(out: HeaderList, name: object, value: object) -> None:
@@ -130,7 +112,7 @@ def _add_fields(out: HeaderList, name: object, value: object) -> None:
     values = value if isinstance(value, list) else [value]
     # An array value becomes one field line per element (Rust's http_serde writes repeated
     # headers as arrays; joining them would break Set-Cookie-like fields). UNCONFIRMED.
-    out.extend((header, _field_value(header, v)) for v in values)
+    out.extend((header, header_value(header, v)) for v in values)
 
 
 def http_head(meta: Mapping[str, Any]) -> tuple[int, HeaderList]:
@@ -164,7 +146,7 @@ def http_head(meta: Mapping[str, Any]) -> tuple[int, HeaderList]:
         if str(name).lower() not in seen:
             _add_fields(fields, name, values if isinstance(values, list) else [values])
     for cookie in cookies:
-        fields.append(("Set-Cookie", _field_value("Set-Cookie", cookie)))
+        fields.append(("Set-Cookie", header_value("Set-Cookie", cookie)))
     return status, fields
 
 
