@@ -21,12 +21,13 @@ def tracked(*suffixes: str) -> list[Path]:
 
 
 # A design note cited without the repo's docs/ in front of it, or the old notes' folder.
-OUTSIDE = re.compile(r"shared/design|(?<![\w/])(runtime-api|architecture|landscape)\.md")
+# (The notes' folder name is spelled in two parts so this file does not match itself.)
+OUTSIDE = re.compile("shared" + r"/design|(?<![\w/])(runtime-api|architecture|landscape)\.md")
 
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in tracked(".py", ".c", ".h") if p != Path(__file__).resolve()],
+    tracked(".py", ".c", ".h"),
     ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_code_cites_only_documents_in_the_repo(path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from duplexlambda.emulator.template import cfn_loader
 from duplexlambda.handler import load_handler
 
 from .lambda_env import EXAMPLES
@@ -18,27 +19,9 @@ from .lambda_env import EXAMPLES
 TEMPLATES = {"image": EXAMPLES / "template-image.yaml", "zip": EXAMPLES / "template-zip.yaml"}
 
 
-class CfnLoader(yaml.SafeLoader):
-    """A SafeLoader that reads ``!Ref x`` as ``{"Ref": x}``, ``!GetAtt a.b`` as
-    ``{"Fn::GetAtt": [a, b]}`` and any other ``!Fn`` as ``{"Fn::Fn": ...}``."""
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        assert isinstance(node, yaml.MappingNode)
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _tag)
+#: The loader ``serve --template`` reads templates with: CloudFormation's short tags
+#: (``!Ref x`` as ``{"Ref": x}``, ``!GetAtt a.b`` as ``{"Fn::GetAtt": [a, b]}``).
+CfnLoader = cfn_loader()
 
 
 def load(path: pathlib.Path) -> dict[str, Any]:

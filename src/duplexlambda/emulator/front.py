@@ -9,6 +9,7 @@ one client chunk (``UrlRelay``). Both are written against small interfaces (``By
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
@@ -299,7 +300,7 @@ class ResponseSink(Protocol):
         """Cut the response short: the caller can tell it did not end normally."""
 
 
-class Relay:
+class Relay(abc.ABC):
     """What both relays to an HTTP caller share: writing to a ``ResponseSink`` that the
     caller may have left, and the contract ``relay_results`` drives.
 
@@ -319,12 +320,14 @@ class Relay:
         #: why the runtime's answer could not be sent as HTTP (the caller got the front's error)
         self.invalid: PreludeError | None = None
 
+    @abc.abstractmethod
     async def handle(self, event: ResultEvent) -> None:
         """Act on one result event."""
-        raise NotImplementedError
 
     async def expire(self) -> None:
-        """``deadline`` passed with no event: answer the caller, stop relaying."""
+        """``deadline`` passed with no event: answer the caller, stop relaying. A relay that
+        never sets a deadline is never asked; this default only stops the clock."""
+        self.deadline = None
 
     def close(self) -> None:
         """After the last event: a response still open (caller or runtime gone) is cut."""
@@ -332,9 +335,9 @@ class Relay:
             self.truncated = True
             self._resp.abort()
 
+    @abc.abstractmethod
     async def _invalid(self, exc: PreludeError) -> None:
         """The runtime's answer cannot be sent as HTTP: tell the caller, stop relaying."""
-        raise NotImplementedError
 
     # --- writing to the client (tolerant of a client that left) ---------------------------
 

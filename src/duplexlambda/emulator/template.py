@@ -134,7 +134,8 @@ class Template:
     warnings: list[str]
 
 
-def _cfn_loader() -> Any:
+def cfn_loader() -> Any:
+    """A PyYAML loader that reads CloudFormation's short tags (also used by the tests)."""
     try:
         import yaml
     except ImportError as exc:  # pragma: no cover - the [template] extra
@@ -217,7 +218,7 @@ def load_template(path: str) -> Template:
             text = file.read()
     except OSError as exc:
         raise TemplateError(f"cannot read {path}: {exc}") from exc
-    loader = _cfn_loader()  # first: a clear error without PyYAML
+    loader = cfn_loader()  # first: a clear error without PyYAML
     import yaml
 
     try:
