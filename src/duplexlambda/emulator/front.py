@@ -339,6 +339,20 @@ class Relay(abc.ABC):
     async def _invalid(self, exc: PreludeError) -> None:
         """The runtime's answer cannot be sent as HTTP: tell the caller, stop relaying."""
 
+    def _cut_mid_stream(self, failure: Failure) -> bool:
+        """A failure after the caller's response started can only cut it (True if so)."""
+        if not self._resp.started:
+            return False
+        log.warning(
+            "invocation %s failed mid-stream (%s): cutting the client's response",
+            self._inv.request_id,
+            failure.error_type,
+        )
+        self.truncated = True
+        self._closed = True
+        self._resp.abort()
+        return True
+
     # --- writing to the client (tolerant of a client that left) ---------------------------
 
     def _headers(self, headers: HeaderList) -> HeaderList:
@@ -512,15 +526,7 @@ class UrlRelay(Relay):
         await self._end()
 
     async def _on_failure(self, failure: Failure) -> None:
-        if self._resp.started:
-            log.warning(
-                "invocation %s failed mid-stream (%s): cutting the client's response",
-                self._inv.request_id,
-                failure.error_type,
-            )
-            self.truncated = True
-            self._closed = True
-            self._resp.abort()
+        if self._cut_mid_stream(failure):
             return
         status = 504 if failure.error_type == "Sandbox.Timeout" else 502
         await self._send(status, failure.payload)
@@ -654,15 +660,7 @@ class ProxyRelay(Relay):
         await self._send(answer.status, answer.body, self._fields(answer))
 
     async def _on_failure(self, failure: Failure) -> None:
-        if self._resp.started:
-            log.warning(
-                "invocation %s failed mid-stream (%s): cutting the client's response",
-                self._inv.request_id,
-                failure.error_type,
-            )
-            self.truncated = True
-            self._closed = True
-            self._resp.abort()
+        if self._cut_mid_stream(failure):
             return
         # A function error, its own timeout or a crash: to the front, a failed integration.
         await self._error(Problem.INTEGRATION)
