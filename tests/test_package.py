@@ -25,11 +25,14 @@ def _run_python(code: str, **env: str) -> str:
     return result.stdout.strip()
 
 
-def test_protocol_layer_never_imports_asyncio() -> None:
+def test_protocol_and_events_layers_never_import_asyncio() -> None:
     # docs/architecture.md (imports): protocol/ is sans-I/O; it must not pull in asyncio, sockets or
     # clocks.
     out = _run_python(
-        "import sys, duplexlambda.protocol.chunked, duplexlambda.protocol.prelude;"
+        "import sys, duplexlambda.protocol.chunked, duplexlambda.protocol.prelude,"
+        " duplexlambda.protocol.http1, duplexlambda.protocol.runtime_api,"
+        " duplexlambda.events.request, duplexlambda.events.answer,"
+        " duplexlambda.events.build, duplexlambda.events.reply;"
         "print(sorted(m for m in ('asyncio', 'socket', 'selectors') if m in sys.modules))"
     )
     assert out == "[]"
