@@ -131,8 +131,8 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path: Path) -> None:
     source = PACKAGE / "protocol" / "http1.py"
     assert "duplexlambda.errors" in imported(source)
     assert "duplexlambda.protocol.chunked" in imported(source)  # a relative import
-    loop = PACKAGE / "runtime" / "loop.py"
-    assert "duplexlambda.runtime.logs" in imported(loop)  # imported inside run()
+    start = PACKAGE / "runtime" / "start.py"
+    assert "duplexlambda.runtime.logs" in imported(start)  # imported inside run()
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))

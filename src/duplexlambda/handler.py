@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import enum
 import importlib
-import inspect
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from duplexlambda.errors import DuplexLambdaError
+
+# No inspect, dataclasses or typing at import: loading the handler is on every cold start's
+# path, and those three cost more than the rest of the runtime (docs/benchmarks.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable
+    from typing import Any, TypeVar
 
 
 class HandlerInitError(DuplexLambdaError):
@@ -71,7 +74,9 @@ class Style(enum.Enum):
     STREAMING = "streaming"  # async (event, res, context)
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    F = TypeVar("F", bound=Callable[..., Any])
+    H = TypeVar("H", bound=Callable[[], Awaitable[None]])
 
 _MARK = "__duplexlambda_style__"
 
@@ -150,19 +155,12 @@ def style_of(func: Callable[..., Any]) -> Style:
     marked = getattr(func, _MARK, None)
     if isinstance(marked, Style):
         return marked
-    is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-        getattr(func, "__call__", None)  # noqa: B004 - async callable objects
-    )
-    try:
-        params = [
-            p
-            for p in inspect.signature(func).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-        ]
-    except (TypeError, ValueError):
-        raise BadHandlerSignature(f"cannot read the signature of {func!r}") from None
+    facts = _plain_function_facts(func)
+    if facts is None:
+        facts = _inspected_facts(func)
+    is_async, params = facts
     if len(params) == 2:
-        return _two_argument_style(func, params[0].name, params[1].name, is_async)
+        return _two_argument_style(func, params[0], params[1], is_async)
     if len(params) == 3 and is_async:
         return Style.STREAMING
     raise BadHandlerSignature(
@@ -170,6 +168,44 @@ def style_of(func: Callable[..., Any]) -> Style:
         "async def handler(req, res), def handler(event, context) "
         "or async def handler(event, res, context)"
     )
+
+
+def _plain(event: object, context: object) -> None: ...
+
+
+#: CPython's flag on the code of an ``async def`` (``inspect.CO_COROUTINE``).
+_CO_COROUTINE = 0x80
+
+
+def _plain_function_facts(func: Callable[..., Any]) -> tuple[bool, list[str]] | None:
+    """(is async, required positional parameter names) of a plain function, read from its
+    code object as ``inspect`` would; None for anything else (wrappers, partials, callable
+    objects, marked coroutines), which ``inspect`` reads.
+    """
+    if type(func) is not type(_plain) or any(
+        hasattr(func, name) for name in ("__wrapped__", "__signature__", "_is_coroutine_marker")
+    ):
+        return None
+    code = func.__code__
+    required = code.co_argcount - len(func.__defaults__ or ())
+    return bool(code.co_flags & _CO_COROUTINE), list(code.co_varnames[:required])
+
+
+def _inspected_facts(func: Callable[..., Any]) -> tuple[bool, list[str]]:
+    import inspect
+
+    is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 - async callable objects
+    )
+    try:
+        params = [
+            p.name
+            for p in inspect.signature(func).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):
+        raise BadHandlerSignature(f"cannot read the signature of {func!r}") from None
+    return is_async, params
 
 
 #: Parameter names that say "awslambdaric style" for a two-argument async handler.
@@ -198,12 +234,21 @@ def _two_argument_style(func: Callable[..., Any], first: str, second: str, is_as
     return Style.DUPLEX
 
 
-@dataclass
 class Lifecycle:
     """Async init/shutdown hooks, run once per execution environment."""
 
-    init: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    __slots__ = ("init", "shutdown")
+
+    def __init__(
+        self,
+        init: list[Callable[[], Awaitable[None]]] | None = None,
+        shutdown: list[Callable[[], Awaitable[None]]] | None = None,
+    ) -> None:
+        self.init = init if init is not None else []
+        self.shutdown = shutdown if shutdown is not None else []
+
+    def __repr__(self) -> str:
+        return f"Lifecycle(init={self.init!r}, shutdown={self.shutdown!r})"
 
 
 #: Hooks registered by ``@on_init`` / ``@on_shutdown`` while the handler module is imported.
@@ -220,9 +265,6 @@ def own_lifecycle(func: Callable[..., Any]) -> Lifecycle | None:
     """
     hooks = getattr(func, _OWN_HOOKS, None)
     return hooks if isinstance(hooks, Lifecycle) else None
-
-
-H = TypeVar("H", bound=Callable[[], Awaitable[None]])
 
 
 def on_init(func: H) -> H:

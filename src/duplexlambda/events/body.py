@@ -97,3 +97,12 @@ def decode_body(value: Any, is_base64: Any) -> bytes:
         except (binascii.Error, ValueError) as exc:
             raise BadEventBody(f"the event's body is flagged isBase64Encoded: {exc}") from None
     return value.encode("utf-8", "surrogatepass")
+
+
+def utf8_or_base64(body: bytes) -> dict[str, Any]:
+    """``body``/``isBase64Encoded`` of our emulator's request stream when a handler takes the
+    whole event: the text if it is UTF-8, else base64 (both runtime engines)."""
+    try:
+        return {"body": body.decode("utf-8"), "isBase64Encoded": False}
+    except UnicodeDecodeError:
+        return {"body": base64.b64encode(body).decode("ascii"), "isBase64Encoded": True}

@@ -16,22 +16,26 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from duplexlambda import __version__
-from duplexlambda.errors import LocalProtocolError, RemoteProtocolError
+# The /next side and printable text live in light modules of their own (cold start);
+# re-exported here for the rest of the package.
+from . import invocation_head, text
+from .http1 import encode_request_head
 
-from .http1 import Headers, encode_request_head
+H_ARN = invocation_head.H_ARN
+H_CLIENT_CONTEXT = invocation_head.H_CLIENT_CONTEXT
+H_COGNITO = invocation_head.H_COGNITO
+H_DEADLINE = invocation_head.H_DEADLINE
+H_REQUEST_ID = invocation_head.H_REQUEST_ID
+H_TENANT = invocation_head.H_TENANT
+H_TRACE = invocation_head.H_TRACE
+InvocationHead = invocation_head.InvocationHead
+parse_next = invocation_head.parse_next
+printable = text.printable
+safe_str = text.safe_str
 
 API_VERSION = "/2018-06-01"
-USER_AGENT = f"duplexlambda/{__version__}"
+USER_AGENT = invocation_head.USER_AGENT
 
-# Header names as Lambda spells them (matching is case-insensitive, docs/runtime-api.md §1).
-H_REQUEST_ID = "Lambda-Runtime-Aws-Request-Id"
-H_DEADLINE = "Lambda-Runtime-Deadline-Ms"
-H_ARN = "Lambda-Runtime-Invoked-Function-Arn"
-H_TRACE = "Lambda-Runtime-Trace-Id"
-H_CLIENT_CONTEXT = "Lambda-Runtime-Client-Context"
-H_COGNITO = "Lambda-Runtime-Cognito-Identity"
-H_TENANT = "Lambda-Runtime-Aws-Tenant-Id"
 H_RESPONSE_MODE = "Lambda-Runtime-Function-Response-Mode"
 H_ERROR_TYPE = "Lambda-Runtime-Function-Error-Type"
 H_ERROR_BODY = "Lambda-Runtime-Function-Error-Body"
@@ -133,11 +137,7 @@ def _base(address: RuntimeApiAddress) -> list[tuple[str, str]]:
     return [("Host", address.host_header), ("User-Agent", USER_AGENT)]
 
 
-def _check_request_id(request_id: str) -> str:
-    # The id lands in a request target: refuse anything that could change the path.
-    if not request_id or any(c in request_id for c in "/?#% \r\n\t\x00"):
-        raise LocalProtocolError(f"invalid request id {request_id!r}")
-    return request_id
+_check_request_id = invocation_head.check_request_id
 
 
 def next_request(address: RuntimeApiAddress) -> bytes:
@@ -223,20 +223,6 @@ class ErrorPayload(msgspec.Struct):
 #: Longest ``errorMessage`` sent (characters). Lambda refuses error bodies past its payload
 #: limit and the caller then waits for the timeout; a readable head of the message is better.
 MAX_ERROR_MESSAGE = 256 * 1024
-
-
-def printable(text: str) -> str:
-    """``text`` as valid UTF-8: lone surrogates and the like become backslash escapes."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def safe_str(exc: BaseException | None) -> str:
-    """``str(exc)``, even when its ``__str__`` raises or returns something odd."""
-    try:
-        text = str(exc)
-    except Exception:
-        return f"<unprintable {type(exc).__name__} object>"
-    return printable(text) if isinstance(text, str) else repr(text)
 
 
 def _truncated(message: str, limit: int) -> str:
@@ -349,66 +335,3 @@ def error_trailers(payload: ErrorPayload) -> list[tuple[str, str]]:
     """
     body = base64.b64encode(_fit_for_trailer(payload)).decode("ascii")
     return [(H_ERROR_TYPE, payload.errorType), (H_ERROR_BODY, body)]
-
-
-# --- the /next response ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InvocationHead:
-    """What ``/next`` says about an invocation, from its response headers."""
-
-    request_id: str
-    deadline_ms: int
-    invoked_function_arn: str
-    trace_id: str | None
-    client_context: str | None  # JSON text; parsed (and its errors reported) per invocation
-    cognito_identity: str | None
-    tenant_id: str | None
-    content_type: str
-
-
-def parse_next(headers: Headers, now_ms: int) -> InvocationHead:
-    """Read the invocation's metadata from the ``/next`` response headers.
-
-    Args:
-        headers: the response headers.
-        now_ms: the current epoch time in ms; used when an emulator sends no deadline.
-
-    Raises:
-        RemoteProtocolError: no request id (aws-lambda-cpp fails ``next`` then too).
-    """
-    request_id = (headers.get(H_REQUEST_ID) or b"").decode("latin-1")
-    if not request_id:
-        raise RemoteProtocolError(f"/next response without {H_REQUEST_ID}")
-    raw_deadline = headers.get(H_DEADLINE) or b""
-    try:
-        deadline = int(raw_deadline)
-    except ValueError:
-        deadline = 0
-    # cargo-lambda sends a constant 600000 (not an epoch, docs/runtime-api.md P3): read small values
-    # as relative.
-    if deadline < 10**12:
-        deadline = now_ms + (deadline or 900_000)
-    content_type = (headers.get("content-type") or b"application/json").decode("latin-1")
-
-    def text(name: str) -> str | None:
-        value = headers.get(name)
-        return value.decode("latin-1") if value else None
-
-    def json_text(name: str) -> str | None:
-        # JSON documents: UTF-8 when a platform sends raw non-ASCII; undecodable bytes become
-        # U+FFFD instead of failing the whole /next (the context parser judges the rest).
-        value = headers.get(name)
-        return value.decode("utf-8", "replace") if value else None
-
-    return InvocationHead(
-        request_id=request_id,
-        deadline_ms=deadline,
-        invoked_function_arn=text(H_ARN) or "",
-        trace_id=text(H_TRACE),
-        client_context=json_text(H_CLIENT_CONTEXT),
-        cognito_identity=json_text(H_COGNITO),
-        tenant_id=text(H_TENANT),
-        content_type=content_type,
-    )

@@ -11,7 +11,6 @@ and settles it exactly once (``finish()``); the response owns the answer's state
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -19,23 +18,18 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from duplexlambda.context import LambdaContext
-from duplexlambda.errors import DuplexLambdaError
 from duplexlambda.events import Front, HttpRequest, detect, parse_request
+from duplexlambda.events.body import utf8_or_base64
 from duplexlambda.handler import Style
 from duplexlambda.protocol.prelude import HTTP_REQUEST_STREAM, MAX_REQUEST_PRELUDE, PreludeDecoder
 from duplexlambda.protocol.runtime_api import InvocationHead
 from duplexlambda.runtime.connection import ClientConnection
+from duplexlambda.runtime.marshal import UnmarshalError
 from duplexlambda.runtime.request import BodySource, BytesSource, NextBody, Request
 from duplexlambda.runtime.response import Response
 
 if TYPE_CHECKING:
     from duplexlambda.runtime.loop import Runtime
-
-
-class UnmarshalError(DuplexLambdaError):
-    """The event is not the JSON its content type says."""
-
-    error_type = "Runtime.UnmarshalError"
 
 
 class Cancelled(Exception):
@@ -156,12 +150,7 @@ class ServedInvocation:
         body = await Request(self.source).read()
         self.next_body.settle()
         assert isinstance(self.event, dict)
-        try:
-            self.event["body"] = body.decode("utf-8")
-            self.event["isBase64Encoded"] = False
-        except UnicodeDecodeError:
-            self.event["body"] = base64.b64encode(body).decode("ascii")
-            self.event["isBase64Encoded"] = True
+        self.event.update(utf8_or_base64(body))
         self.source = BytesSource(body)
 
     # --- running the handler ---------------------------------------------------------------

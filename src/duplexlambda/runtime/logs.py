@@ -4,17 +4,20 @@ right under concurrency)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 import time
 import traceback
-from typing import Any
-
-import msgspec
 
 from duplexlambda.context import request_id
-from duplexlambda.protocol.runtime_api import printable, safe_str
+from duplexlambda.protocol.text import printable, safe_str
+
+# Light imports only: logging is set up before anything else at cold start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class RequestIdFilter(logging.Filter):
@@ -62,7 +65,7 @@ class JsonFormatter(logging.Formatter):
             doc["errorType"] = exc_type.__name__
             doc["errorMessage"] = safe_str(exc)
             doc["location"] = f"{record.pathname}:{record.funcName}:{record.lineno}"
-        return msgspec.json.encode(doc).decode("utf-8")
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
 def setup_logging(environ: dict[str, str] | None = None) -> None:

@@ -13,20 +13,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import decimal
 import importlib
 import logging
-import math
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
-
-import msgspec
 
 from duplexlambda.context import LambdaContext, request_id, trace_id
 from duplexlambda.errors import (
@@ -54,6 +49,8 @@ from duplexlambda.protocol.runtime_api import (
 from duplexlambda.runtime.client import RuntimeApiClient, RuntimeApiFatalError, RuntimeApiRejected
 from duplexlambda.runtime.connection import ClientConnection
 from duplexlambda.runtime.invocation import Cancelled, HandlerFault, ServedInvocation, call_sync
+from duplexlambda.runtime.marshal import MarshalError as MarshalError
+from duplexlambda.runtime.marshal import marshal
 from duplexlambda.runtime.request import Request
 
 log = logging.getLogger("duplexlambda")
@@ -73,12 +70,6 @@ LOGGED_MESSAGE = 4096
 
 #: Seconds past its deadline an invocation may still wait for the Runtime API's answer.
 STALL_GRACE = 2.0
-
-
-class MarshalError(DuplexLambdaError):
-    """A buffered handler returned something that cannot be JSON-encoded."""
-
-    error_type = "Runtime.MarshalError"
 
 
 @dataclass
@@ -325,7 +316,7 @@ class Runtime:
             await res.end()
         else:
             result = await inv.run(self._call_buffered(inv))
-            body, content_type = _marshal(result)
+            body, content_type = marshal(result)
             await self.client.post_response(inv.head.request_id, body, content_type)
 
     def _call_buffered(self, inv: ServedInvocation) -> Coroutine[Any, Any, Any]:
@@ -334,49 +325,6 @@ class Runtime:
             return coro
         # A blocking handler must not stall other invocations or the deadline timer.
         return asyncio.to_thread(call_sync, self.handler, inv.event, inv.context)
-
-
-_JSON = msgspec.json.Encoder(decimal_format="number")
-_SCALARS = (str, int, bool, type(None))
-
-
-def _marshal(result: Any) -> tuple[bytes, str]:
-    """A buffered handler's return value as awslambdaric sends it.
-
-    Its encoder writes ``Decimal`` as a number, ``NaN``/``Infinity`` as those literals, and
-    refuses sets; msgspec does otherwise for the last two, so results holding a float or a
-    set take a slower, checking path.
-    """
-    if isinstance(result, bytes | bytearray | memoryview):
-        return bytes(result), "application/unknown"
-    try:
-        if not isinstance(result, _SCALARS):
-            result = _awslambdaric_values(result)
-        return _JSON.encode(result), "application/json"
-    except (TypeError, msgspec.EncodeError, RecursionError) as exc:
-        raise MarshalError(f"Unable to marshal response: {exc}") from None
-
-
-def _awslambdaric_values(value: Any) -> Any:
-    """``value`` with non-finite numbers as raw JSON literals; TypeError for sets."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else msgspec.Raw(_NON_FINITE[repr(value)])
-    if isinstance(value, decimal.Decimal):
-        if value.is_finite():
-            return value
-        return msgspec.Raw(b"NaN" if value.is_nan() else str(value).encode("ascii"))
-    if isinstance(value, dict):
-        return {k: _awslambdaric_values(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_awslambdaric_values(v) for v in value]
-    if isinstance(value, set | frozenset):
-        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-    if isinstance(value, _SCALARS):
-        return value
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-_NON_FINITE = {"nan": b"NaN", "inf": b"Infinity", "-inf": b"-Infinity"}
 
 
 def install_signal_handlers(runtime: Runtime) -> None:
@@ -403,13 +351,13 @@ def _loop_name() -> str:
 async def main_async(
     spec: str, config: RuntimeConfig, *, wrap: Callable[[Any], Any] | None = None
 ) -> int:
-    """Load the handler, then serve; an init failure is reported and gives exit code 1.
+    """Load the handler, then serve on this loop; an init failure is reported and gives exit
+    code 1 (``run`` does the same before it picks an engine; this is the in-process form).
 
     ``wrap`` turns the object named by ``spec`` into a handler (the command line passes the
     ASGI bridge for ``--asgi``); it runs at init, so its failures are init errors.
     """
     from duplexlambda.handler import load_handler
-    from duplexlambda.protocol import chunked
 
     client = RuntimeApiClient(config.address)
     try:
@@ -424,10 +372,20 @@ async def main_async(
         client.close()
         return 1
     client.close()
+    label = getattr(wrap, "__name__", style.value) if wrap is not None else style.value
+    return await serve_handler(handler, config, spec=spec, label=label)
+
+
+async def serve_handler(
+    handler: Callable[..., Any], config: RuntimeConfig, *, spec: str, label: str
+) -> int:
+    """Serve a loaded handler on the asyncio engine until SIGTERM; return the exit code."""
+    from duplexlambda.protocol import chunked
+
     log.info(
         "duplexlambda runtime: handler %s (%s), codec %s, loop %s, concurrency %d",
         spec,
-        getattr(wrap, "__name__", style.value) if wrap is not None else style.value,
+        label,
         chunked.IMPL,
         _loop_name(),
         config.concurrency,
@@ -437,16 +395,15 @@ async def main_async(
     return await runtime.serve()
 
 
-def run(spec: str, *, use_uvloop: bool = True, wrap: Callable[[Any], Any] | None = None) -> int:
-    """``python -m duplexlambda run HANDLER``: the process a ``bootstrap`` starts."""
-    from duplexlambda.runtime.logs import setup_logging
-
-    setup_logging()
-    try:
-        config = RuntimeConfig.from_env()
-    except ValueError as exc:  # one line on stderr, no traceback: nothing can be served
-        print(f"duplexlambda run: {exc}", file=sys.stderr, flush=True)
-        return 2
+def run_asyncio(
+    handler: Callable[..., Any],
+    config: RuntimeConfig,
+    *,
+    spec: str,
+    label: str,
+    use_uvloop: bool = True,
+) -> int:
+    """The asyncio engine for a loaded handler (``runtime/start.py`` picks it)."""
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if use_uvloop:
         try:
@@ -456,4 +413,11 @@ def run(spec: str, *, use_uvloop: bool = True, wrap: Callable[[Any], Any] | None
         except ImportError:
             pass
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main_async(spec, config, wrap=wrap))
+        return runner.run(serve_handler(handler, config, spec=spec, label=label))
+
+
+def run(spec: str, *, use_uvloop: bool = True, wrap: Callable[[Any], Any] | None = None) -> int:
+    """``python -m duplexlambda run HANDLER`` (kept here for imports of old; see start.run)."""
+    from duplexlambda.runtime.start import run as start_run
+
+    return start_run(spec, use_uvloop=use_uvloop, wrap=wrap)
