@@ -8,12 +8,12 @@ parsed without argparse and without loading the other commands (about 25 ms of i
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+# No typing or collections.abc at run time: ``run`` is every cold start (docs/benchmarks.md).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 

@@ -185,6 +185,9 @@ class FakeRuntimeApi:
             )
             return
         inv = await self.queue.get()
+        if writer.is_closing():  # the test dropped this poll's connection: the next poll gets it
+            self.queue.put_nowait(inv)
+            raise ConnectionError("poll dropped")
         inv.handed_out.set()
         deadline = inv.deadline_ms or int(time.time() * 1000) + 30_000
         fields = {

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import socket
 import time
 
@@ -91,6 +92,43 @@ class ApiConnection:
         self._sock: socket.socket | None = None
         self._buf = b""
         self._shut = False
+        #: set by ``watch_signals``: waits for an answer also watch signals (see there)
+        self._wakeup: socket.socket | None = None
+        self._poller: select.poll | None = None
+
+    def watch_signals(self) -> None:
+        """Make the long poll of ``/next`` interruptible by SIGTERM, without a race.
+
+        A signal that lands just before ``recv`` enters the kernel would not interrupt it (its
+        Python handler runs only at the next bytecode), and an idle runtime would never see
+        SIGTERM. With a wakeup fd the signal also makes a byte readable, so ``poll`` on the
+        socket and that fd returns whenever it comes, and the handler then runs. Main thread
+        only; one extra ``poll`` per wait.
+        """
+        import signal
+
+        self._wakeup, writer = socket.socketpair()
+        self._wakeup.setblocking(False)
+        writer.setblocking(False)
+        self._wakeup_writer = writer  # kept open for the life of the process
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def _wait_readable(self) -> None:
+        assert self._sock is not None
+        assert self._wakeup is not None
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self._sock, select.POLLIN)
+            self._poller.register(self._wakeup, select.POLLIN)
+        sock_fd = self._sock.fileno()
+        while True:
+            events = self._poller.poll()  # EINTR: the signal handler runs (and may raise)
+            if any(fd != sock_fd for fd, _ in events):
+                with contextlib.suppress(BlockingIOError):
+                    while self._wakeup.recv(512):
+                        pass
+            if any(fd == sock_fd for fd, _ in events):
+                return
 
     def shut(self) -> None:
         """Wake a blocked ``recv`` and refuse further requests (the runtime is stopping)."""
@@ -103,6 +141,7 @@ class ApiConnection:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        self._poller = None  # it watched the old socket
         self._buf = b""
 
     def exchange(self, request: bytes, body: bytes = b"") -> tuple[int, Fields, bytes]:
@@ -139,6 +178,8 @@ class ApiConnection:
 
     def _recv(self) -> bytes:
         assert self._sock is not None
+        if self._wakeup is not None:
+            self._wait_readable()
         data = self._sock.recv(262144)
         if not data:
             self.close()
@@ -326,6 +367,7 @@ class BlockingRuntime:
         # Lambda's own deadline the only one.
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_sigterm)
+            self.conn.watch_signals()
             self._timer = _DeadlineTimer.install(self)
         try:
             if not self._run_hooks("init"):
@@ -371,6 +413,8 @@ class BlockingRuntime:
         try:
             self._idle = True
             try:
+                if self._stopping:  # SIGTERM came just before _idle was set
+                    raise _Stop
                 status, fields, payload = self.conn.exchange(self._next_request)
             finally:
                 self._idle = False
@@ -612,6 +656,7 @@ def internal_paths(with_asyncio: bool) -> tuple[str, ...]:
         import asyncio
 
         paths.append(os.path.dirname(asyncio.__file__ or "") + os.sep)
+        paths.append("uvloop" + os.sep)  # run_until_complete's frame: "uvloop/loop.pyx"
     return tuple(paths)
 
 
