@@ -1,7 +1,8 @@
 """The floor of the benchmarks: a minimal Lambda runtime on blocking sockets.
 
-``python bench_floor.py echo`` (buffered echo) or ``python bench_floor.py http`` (the same
-function-URL paths as ``bench_duplex.http``), configured like any runtime by
+``python bench_floor.py echo`` (buffered echo), ``python bench_floor.py http`` (the same
+function-URL paths as ``bench_duplex.http``) or ``python bench_floor.py duplex`` (the duplex
+round trip of ``bench_duplex.echo_duplex``: read the upload, write it back, end), configured like any runtime by
 ``AWS_LAMBDA_RUNTIME_API`` and ``AWS_LAMBDA_MAX_CONCURRENCY`` (that many forked processes,
 one blocking loop each, as awslambdaric does it).
 
@@ -198,9 +199,62 @@ def serve_http(host: str, port: int) -> None:
         out.sock.close()
 
 
+def serve_duplex(host: str, port: int) -> None:
+    """The duplex echo on the request-stream wire: the whole upload back in one write.
+
+    The response goes out on a second connection kept alive from one invocation to the
+    next (a duplex runtime may write while it still reads, so not on the ``/next`` one):
+    the head with the prelude, one ``sendall`` for the write, one for the end.
+    """
+    from duplexlambda.protocol.chunked import ChunkDecoder
+
+    conn = Conn(host, port)
+    out: Conn | None = None
+    host_header = f"{host}:{port}".encode()
+    next_request = b"GET %snext HTTP/1.1\r\nHost: %s\r\nAccept: %s\r\n\r\n" % (
+        API,
+        host_header,
+        STREAM_ACCEPT,
+    )
+    opening = b"%x\r\n%s\r\n8\r\n%s\r\n" % (len(PRELUDE), PRELUDE, b"\x00" * 8)
+    while True:
+        conn.sock.sendall(next_request)
+        head = conn.head()
+        if status_of(head) != 200 or header(head, b"transfer-encoding") != b"chunked":
+            raise SystemExit(f"bench_floor: not a request stream: {head!r}")
+        rid = header(head, b"lambda-runtime-aws-request-id") or b""
+        decoder = ChunkDecoder()
+        parts: list[bytes] = []
+        data = conn.take()
+        while True:
+            parts += [bytes(piece) for piece in decoder.feed(data)]
+            if decoder.done:
+                conn.buf = bytes(decoder.unused_data)
+                break
+            data = conn.recv()
+        stream = b"".join(parts)
+        upload = stream[stream.index(b"\x00") + 8 :]  # the event JSON never holds a NUL
+        if out is None:
+            out = Conn(host, port)
+        out.sock.sendall(
+            b"POST %s%s/response HTTP/1.1\r\nHost: %s\r\n"
+            b"Lambda-Runtime-Function-Response-Mode: streaming\r\nContent-Type: %s\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n%s" % (API, rid, host_header, INTEGRATION, opening)
+        )
+        out.sock.sendall(b"%x\r\n%s\r\n" % (len(upload), upload))
+        out.sock.sendall(b"0\r\n\r\n")
+        reply = out.head()
+        out.exactly(int(header(reply, b"content-length") or 0))
+        if status_of(reply) >= 300:
+            raise SystemExit(f"bench_floor: the Runtime API answered {status_of(reply)}")
+        if header(reply, b"connection") == b"close":
+            out.sock.close()
+            out = None
+
+
 def main() -> None:
     kind = sys.argv[1] if len(sys.argv) > 1 else "echo"
-    serve = {"echo": serve_echo, "http": serve_http}[kind]
+    serve = {"echo": serve_echo, "http": serve_http, "duplex": serve_duplex}[kind]
     host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
     workers = int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY") or 1)
     for _ in range(workers - 1):
