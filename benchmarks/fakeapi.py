@@ -511,7 +511,15 @@ class FakeApi(contextlib.AbstractContextManager["FakeApi"]):
 
     def run(self, count: int, capture: int = 0, timeout: float = 120.0) -> dict[str, Any]:
         """Serve ``count`` invocations; the fake API's report once all have been answered."""
+        self.submit(count, capture)
+        return self.result(timeout)
+
+    def submit(self, count: int, capture: int = 0) -> None:
+        """Let ``count`` invocations go to the polls, now or as they come (the first
+        ``capture`` responses are kept whole); ``result()`` waits for the report."""
         self._send(f"run {count} {capture}")
+
+    def result(self, timeout: float = 120.0) -> dict[str, Any]:
         return self._read(timeout)
 
     def reset(self) -> None:

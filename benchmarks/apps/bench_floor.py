@@ -2,7 +2,8 @@
 
 ``python bench_floor.py echo`` (buffered echo), ``python bench_floor.py http`` (the same
 function-URL paths as ``bench_duplex.http``) or ``python bench_floor.py duplex`` (the duplex
-round trip of ``bench_duplex.echo_duplex``: read the upload, write it back, end), configured like any runtime by
+round trip of ``bench_duplex.echo_duplex``: read the upload, write it back, end; each
+response on a new connection, or ``duplex-keepalive``: on one kept alive), configured like any runtime by
 ``AWS_LAMBDA_RUNTIME_API`` and ``AWS_LAMBDA_MAX_CONCURRENCY`` (that many forked processes,
 one blocking loop each, as awslambdaric does it).
 
@@ -199,12 +200,13 @@ def serve_http(host: str, port: int) -> None:
         out.sock.close()
 
 
-def serve_duplex(host: str, port: int) -> None:
+def serve_duplex(host: str, port: int, keep_alive: bool = False) -> None:
     """The duplex echo on the request-stream wire: the whole upload back in one write.
 
-    The response goes out on a second connection kept alive from one invocation to the
-    next (a duplex runtime may write while it still reads, so not on the ``/next`` one):
-    the head with the prelude, one ``sendall`` for the write, one for the end.
+    The response goes out on a second connection (a duplex runtime may write while it still
+    reads, so not on the ``/next`` one): a new one per response, as ``serve_http`` does, or
+    with ``keep_alive`` one kept from one invocation to the next. The head with the
+    prelude, then one ``sendall`` for the write and one for the end.
     """
     from duplexlambda.protocol.chunked import ChunkDecoder
 
@@ -247,14 +249,19 @@ def serve_duplex(host: str, port: int) -> None:
         out.exactly(int(header(reply, b"content-length") or 0))
         if status_of(reply) >= 300:
             raise SystemExit(f"bench_floor: the Runtime API answered {status_of(reply)}")
-        if header(reply, b"connection") == b"close":
+        if not keep_alive or header(reply, b"connection") == b"close":
             out.sock.close()
             out = None
 
 
 def main() -> None:
     kind = sys.argv[1] if len(sys.argv) > 1 else "echo"
-    serve = {"echo": serve_echo, "http": serve_http, "duplex": serve_duplex}[kind]
+    serve = {
+        "echo": serve_echo,
+        "http": serve_http,
+        "duplex": serve_duplex,
+        "duplex-keepalive": lambda host, port: serve_duplex(host, port, keep_alive=True),
+    }[kind]
     host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
     workers = int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY") or 1)
     for _ in range(workers - 1):
