@@ -152,11 +152,10 @@ def source_copy(procs: Procs) -> Path:
             spec is not None and bool(spec.submodule_search_locations),
             f"{name} is not an installed package",
         )
-        assert spec is not None and spec.submodule_search_locations is not None
-        source = Path(list(spec.submodule_search_locations)[0])
-        shutil.copytree(
-            source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-        )
+        assert spec is not None
+        assert spec.submodule_search_locations is not None
+        source = Path(next(iter(spec.submodule_search_locations)))
+        shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return root
 
 
@@ -377,8 +376,7 @@ def run(quick: bool = False) -> Section:
             r = vs(key, other)
             section.targets.append(
                 Target(
-                    f"{mode}: {BY_KEY[key].label} to first response <= 1.0x "
-                    f"{BY_KEY[other].label}",
+                    f"{mode}: {BY_KEY[key].label} to first response <= 1.0x {BY_KEY[other].label}",
                     f"{_x(r)} ({fmt(float(d[key]['to_response_p50_ms']), 1)} vs "
                     f"{fmt(float(d[other]['to_response_p50_ms']), 1)} ms, p50)",
                     None if r != r else r <= 1.0,
@@ -424,8 +422,7 @@ def run(quick: bool = False) -> Section:
     section.notes += [
         "-X importtime slows imports down a little; its numbers rank the imports, the trials "
         "give the real time.",
-        "The floor's time is about the interpreter's own start-up, a connect and one "
-        "invocation.",
+        "The floor's time is about the interpreter's own start-up, a connect and one invocation.",
         "Without .pyc, each runtime compiles its own package (a copy of its installed "
         "directory without __pycache__) at every start; the standard library and the "
         "dependencies keep their installed bytecode, for both.",

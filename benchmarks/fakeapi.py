@@ -136,9 +136,9 @@ class Answer:
             content_type = b"application/json"
             body = make_event()
             framing = b"Content-Length: %d" % len(body)
-        self.prefix = (
-            b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type + b"\r\nLambda-Runtime-Aws-Request-Id: "
-        )  # fmt: skip
+        self.prefix = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nLambda-Runtime-Aws-Request-Id: " % (
+            content_type
+        )
         self.suffix = (
             b"\r\nLambda-Runtime-Deadline-Ms: %d\r\nLambda-Runtime-Invoked-Function-Arn: %s\r\n"
             b"Lambda-Runtime-Trace-Id: %s\r\n%s\r\n\r\n%s"
@@ -155,7 +155,7 @@ class Answer:
 class Conn:
     """One client connection: its read buffer and the request it is reading."""
 
-    __slots__ = ("sock", "buf", "state", "target", "length", "rid", "head", "body", "keep")
+    __slots__ = ("body", "buf", "head", "keep", "length", "rid", "sock", "state", "target")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -280,10 +280,8 @@ class Server:
             data = b""
         if not data:
             if conn.state == "polling":
-                try:
+                with contextlib.suppress(ValueError):
                     self.polls.remove(conn)
-                except ValueError:
-                    pass
             self.close(conn)
             return
         conn.buf += data
@@ -557,10 +555,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=["buffered", "duplex"], default="buffered")
     args = parser.parse_args()
     server = Server(args.mode)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.loop()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -90,9 +90,7 @@ DUPLEX = Competitor(
     "duplexlambda-duplex", "duplexlambda async def (req, res)", "duplexlambda",
     "bench_duplex.echo_duplex", "duplex",
 )  # fmt: skip
-FLOOR_DUPLEX = Competitor(
-    "floor-duplex", "floor duplex (raw sockets)", "floor", "duplex", "duplex"
-)
+FLOOR_DUPLEX = Competitor("floor-duplex", "floor duplex (raw sockets)", "floor", "duplex", "duplex")
 FLOOR_KEEPALIVE = Competitor(
     "floor-duplex-keepalive", "floor duplex, response connection kept alive", "floor",
     "duplex-keepalive", "duplex",
@@ -413,9 +411,7 @@ def run(quick: bool = False) -> Section:
     stats: dict[str, dict[str, Stats]] = {}
     with Procs() as procs, contextlib.ExitStack() as stack:
         apis = {
-            comp.key: stack.enter_context(
-                FakeApi(comp.mode, procs.dir / f"fakeapi-{comp.key}.log")
-            )
+            comp.key: stack.enter_context(FakeApi(comp.mode, procs.dir / f"fakeapi-{comp.key}.log"))
             for comp in ALL
         }
         for phase, concurrency, competitors in PHASES:

@@ -3,9 +3,9 @@
 ``python bench_floor.py echo`` (buffered echo), ``python bench_floor.py http`` (the same
 function-URL paths as ``bench_duplex.http``) or ``python bench_floor.py duplex`` (the duplex
 round trip of ``bench_duplex.echo_duplex``: read the upload, write it back, end; each
-response on a new connection, or ``duplex-keepalive``: on one kept alive), configured like any runtime by
-``AWS_LAMBDA_RUNTIME_API`` and ``AWS_LAMBDA_MAX_CONCURRENCY`` (that many forked processes,
-one blocking loop each, as awslambdaric does it).
+response on a new connection, or ``duplex-keepalive``: on one kept alive), configured like
+any runtime by ``AWS_LAMBDA_RUNTIME_API`` and ``AWS_LAMBDA_MAX_CONCURRENCY`` (that many forked
+processes, one blocking loop each, as awslambdaric does it).
 
 What makes it a floor: no event loop, no handler machinery, no threads; headers are found by
 a byte search; the buffered echo posts the event's bytes back without parsing them; every
@@ -254,13 +254,17 @@ def serve_duplex(host: str, port: int, keep_alive: bool = False) -> None:
             out = None
 
 
+def serve_duplex_keepalive(host: str, port: int) -> None:
+    serve_duplex(host, port, keep_alive=True)
+
+
 def main() -> None:
     kind = sys.argv[1] if len(sys.argv) > 1 else "echo"
     serve = {
         "echo": serve_echo,
         "http": serve_http,
         "duplex": serve_duplex,
-        "duplex-keepalive": lambda host, port: serve_duplex(host, port, keep_alive=True),
+        "duplex-keepalive": serve_duplex_keepalive,
     }[kind]
     host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
     workers = int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY") or 1)
