@@ -226,6 +226,11 @@ def group_cpu(pgid: int) -> CpuReading:
     return CpuReading(precise, ticks)
 
 
+def process_cpu(pid: int) -> CpuReading:
+    """``group_cpu`` for one process (that need not lead a group)."""
+    return CpuReading(task_cpu_seconds(pid), cpu_seconds(pid))
+
+
 def cpu_delta(before: CpuReading, after: CpuReading) -> float:
     """CPU seconds between two readings: the precise one, unless the tick count says that
     threads which ended in between used more than a few ticks (then the tick count)."""
