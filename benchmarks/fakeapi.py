@@ -490,7 +490,7 @@ class FakeApi(contextlib.AbstractContextManager["FakeApi"]):
         try:
             self.proc.stdin.write(line.encode() + b"\n")
             self.proc.stdin.flush()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: the pipe was closed here
             raise FakeApiError(f"the fake API is gone ({exc}): {self.output()}") from None
 
     def _read(self, timeout: float) -> dict[str, Any]:
