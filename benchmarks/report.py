@@ -83,10 +83,10 @@ def summary_table(sections: Sequence[Section]) -> Table | None:
     if rt is not None:
         phases = list(rt.data["phases"])
         for phase, field, label, digits in (
-            (phases[0], "p50_ms", "Round trip p50, 1 KiB echo, 1 client (ms)", 2),
-            (phases[0], "p99_ms", "Round trip p99, 1 client (ms)", 2),
-            (phases[-1], "per_s", "Invocations/s, 4 clients", 0),
-            (phases[0], "runtime_cpu_us", "Runtime CPU per invocation (µs)", 0),
+            (phases[0], "p50_ms", "Via the emulator: round trip p50, 1 KiB echo, 1 client (ms)", 2),
+            (phases[0], "p99_ms", "Via the emulator: round trip p99, 1 client (ms)", 2),
+            (phases[-1], "per_s", "Via the emulator: invocations/s, 4 clients", 0),
+            (phases[0], "runtime_cpu_us", "Via the emulator: runtime CPU per invocation (µs)", 0),
         ):
             rows.append(
                 [
@@ -104,7 +104,7 @@ def summary_table(sections: Sequence[Section]) -> Table | None:
         phase = next(iter(rt.data["phases"]))
         rows.append(
             [
-                "Emulator CPU per relayed invocation, 1 client (µs)",
+                "Via the emulator: emulator CPU per relayed invocation, 1 client (µs)",
                 _cell(
                     (_get(rt, "phases", phase, "duplexlambda", "emulator_cpu_us"), " (def)"),
                     (_get(rt, "phases", phase, "duplexlambda-async", "emulator_cpu_us"),
