@@ -222,7 +222,11 @@ class Server:
                 self.capture = int(words[2]) if len(words) > 2 else 0
                 self.started = time.monotonic()
                 while self.budget and self.polls:
-                    self.serve(self.polls.popleft())
+                    conn = self.polls.popleft()
+                    if self.hung_up(conn):  # a stopped runtime's poll, not yet seen closed
+                        self.close(conn)
+                    else:
+                        self.serve(conn)
             elif words[0] == b"reset":
                 for conn in list(self.conns.values()):
                     self.close(conn)
@@ -263,6 +267,14 @@ class Server:
             self.close(conn)
             return False
         return True
+
+    def hung_up(self, conn: Conn) -> bool:
+        try:
+            return conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     def serve(self, conn: Conn) -> None:
         """Answer a waiting ``/next`` poll with a new invocation."""

@@ -96,6 +96,9 @@ class Client:
 
     def next(self) -> tuple[bytes, dict[bytes, bytes], bytes]:
         self.sock.sendall(NEXT)
+        return self.next_answer()
+
+    def next_answer(self) -> tuple[bytes, dict[bytes, bytes], bytes]:
         line, headers = self.head()
         if headers.get(b"transfer-encoding") == b"chunked":
             body = self.until(b"\r\n0\r\n\r\n")
@@ -278,3 +281,25 @@ def test_nothing_listens_after_close(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     assert os.path.exists(tmp_path / "fakeapi.log")
+
+
+def test_a_poll_left_by_a_stopped_runtime_gets_no_invocation(api: FakeApi) -> None:
+    gone = Client(api)
+    gone.sock.sendall(NEXT)
+    time.sleep(0.1)  # its poll is waiting
+    gone.close()  # and its runtime is stopped before the next run
+    client = Client(api)
+    try:
+        client.sock.sendall(NEXT)
+        time.sleep(0.1)
+        api.submit(1)
+        _, headers, body = client.next_answer()
+        client.sock.sendall(
+            b"POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: 0\r\n\r\n" % headers[b"lambda-runtime-aws-request-id"]
+        )
+        client.accepted()
+        assert api.result(10)["done"] == 1
+    finally:
+        client.close()
+    assert body == make_event()
