@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 from benchmarks import runtime as bench_runtime
-from benchmarks.common import APPS, RUNTIMES, Procs, lambda_env
+from benchmarks.common import APPS, RUNTIMES, Procs, group_pids, lambda_env
 from benchmarks.fakeapi import (
     NEXT_TARGET,
     REQUEST_STREAM,
@@ -271,6 +271,10 @@ def test_real_runtimes_run_against_it(
         assert len(stats.latencies_us) == 40
         assert stats.cpu > 0
         procs.stop(child)
+    deadline = time.monotonic() + 5  # forked workers are killed with their group
+    while [p for p in group_pids(child.pid) if _alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in group_pids(child.pid) if _alive(p)], "workers still running"
     for pid in pids:
         assert not _alive(pid), f"pid {pid} still running"
 
