@@ -211,24 +211,49 @@ def task_cpu_seconds(pid: int) -> float:
 
 @dataclass
 class CpuReading:
-    """CPU seconds of a process group at one moment, two ways (see ``cpu_delta``)."""
+    """CPU use of a process group at one moment (see ``cpu_delta``)."""
 
-    precise: float  # schedstat of live threads, ns
-    ticks: float  # stat utime + stime, 10 ms ticks, ended threads included
+    precise: float  # seconds: schedstat of live threads, ns
+    ticks: float  # seconds: stat utime + stime, 10 ms ticks, ended threads included
+    user: float = 0.0  # seconds: stat utime alone (ticks)
+    system: float = 0.0  # seconds: stat stime alone (ticks)
+    switches: int = 0  # context switches of live threads, voluntary and not
+
+
+def _process_reading(pid: int) -> CpuReading:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    hz = os.sysconf("SC_CLK_TCK")
+    user, system = int(fields[11]) / hz, int(fields[12]) / hz
+    switches = 0
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError):
+                status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+                switches += sum(
+                    int(line.split(":")[1])
+                    for line in status.splitlines()
+                    if line.endswith("ctxt_switches", 0, line.find(":"))
+                )
+    return CpuReading(task_cpu_seconds(pid), user + system, user, system, switches)
 
 
 def group_cpu(pgid: int) -> CpuReading:
-    precise = ticks = 0.0
+    total = CpuReading(0.0, 0.0)
     for pid in group_pids(pgid):
-        with contextlib.suppress(OSError, ValueError):
-            ticks += cpu_seconds(pid)
-            precise += task_cpu_seconds(pid)
-    return CpuReading(precise, ticks)
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            one = _process_reading(pid)
+            total.precise += one.precise
+            total.ticks += one.ticks
+            total.user += one.user
+            total.system += one.system
+            total.switches += one.switches
+    return total
 
 
 def process_cpu(pid: int) -> CpuReading:
     """``group_cpu`` for one process (that need not lead a group)."""
-    return CpuReading(task_cpu_seconds(pid), cpu_seconds(pid))
+    return _process_reading(pid)
 
 
 def cpu_delta(before: CpuReading, after: CpuReading) -> float:

@@ -121,6 +121,9 @@ class Stats:
     wall: float = 0.0
     count: int = 0
     cpu: float = 0.0  # the runtime's process group, seconds
+    user: float = 0.0  # the same, user time alone (10 ms ticks)
+    system: float = 0.0  # the same, system time alone (10 ms ticks)
+    switches: int = 0  # context switches of the runtime's threads
     api_cpu: float = 0.0  # the fake API's, seconds
 
 
@@ -183,6 +186,9 @@ class Setup:
         check(report["done"] == count, f"{self.comp.label}: {report['done']} of {count}")
         if stats is not None:
             stats.cpu += cpu_delta(before, after)
+            stats.user += after.user - before.user
+            stats.system += after.system - before.system
+            stats.switches += after.switches - before.switches
             stats.api_cpu += api_after - api_before
             stats.latencies_us += report["latencies_us"]
             stats.wall += report["wall"]
@@ -254,6 +260,9 @@ def summarize(stats: dict[str, dict[str, Stats]], plan: Plan) -> Section:
                 "label": comp.label,
                 "invocations": s.count,
                 "runtime_cpu_us": ratio(s.cpu, s.count) * 1e6,
+                "runtime_user_us": ratio(s.user, s.count) * 1e6,
+                "runtime_system_us": ratio(s.system, s.count) * 1e6,
+                "switches_per_inv": ratio(s.switches, s.count),
                 "fakeapi_cpu_us": ratio(s.api_cpu, s.count) * 1e6,
                 "p50_us": pct(s.latencies_us, 0.5),
                 "p90_us": pct(s.latencies_us, 0.9),
@@ -280,6 +289,8 @@ def summarize(stats: dict[str, dict[str, Stats]], plan: Plan) -> Section:
                 fmt(d["p50_us"], 0),
                 fmt(d["p99_us"], 0),
                 fmt(d["per_s"], 0),
+                f"{fmt(d['runtime_user_us'], 0)} / {fmt(d['runtime_system_us'], 0)}",
+                fmt(d["switches_per_inv"], 1),
                 fmt(d["fakeapi_cpu_us"], 0),
             ]
         )
@@ -288,7 +299,7 @@ def summarize(stats: dict[str, dict[str, Stats]], plan: Plan) -> Section:
             f"Buffered echo, concurrency 1 ({c1[RIC.key]['invocations']} timed invocations each)",
             ["runtime", "runtime CPU µs/inv", "CPU vs awslambdaric def",
              "CPU vs awslambdaric + asyncio.run", "p50 µs", "p99 µs", "invocations/s",
-             "fake API CPU µs/inv"],
+             "user / system µs/inv", "context switches/inv", "fake API CPU µs/inv"],
             rows,
         )
     )  # fmt: skip
@@ -328,6 +339,8 @@ def summarize(stats: dict[str, dict[str, Stats]], plan: Plan) -> Section:
                 _x(vs(c1, comp.key, FLOOR_DUPLEX.key, "p50_us")),
                 fmt(d["p99_us"], 0),
                 fmt(d["per_s"], 0),
+                f"{fmt(d['runtime_user_us'], 0)} / {fmt(d['runtime_system_us'], 0)}",
+                fmt(d["switches_per_inv"], 1),
                 fmt(d["fakeapi_cpu_us"], 0),
             ]
         )
@@ -335,7 +348,8 @@ def summarize(stats: dict[str, dict[str, Stats]], plan: Plan) -> Section:
         Table(
             "Duplex round trip, 1 KiB upload echoed, concurrency 1",
             ["runtime", "runtime CPU µs/inv", "CPU vs floor", "p50 µs", "p50 vs floor",
-             "p99 µs", "invocations/s", "fake API CPU µs/inv"],
+             "p99 µs", "invocations/s", "user / system µs/inv", "context switches/inv",
+             "fake API CPU µs/inv"],
             rows,
         )
     )  # fmt: skip
@@ -401,6 +415,11 @@ def summarize(stats: dict[str, dict[str, Stats]], plan: Plan) -> Section:
         "CPU per invocation is read from /proc/<pid>/task/*/schedstat (nanoseconds); if "
         "threads that ended during a batch used more than a few 10 ms ticks, the tick count "
         "of /proc/<pid>/stat is used instead.",
+        "Where the CPU goes, roughly: user / system µs per invocation from /proc/<pid>/stat "
+        "(10 ms ticks: meaningful in the full run), and context switches per invocation "
+        "(voluntary and not, every thread of the runtime): each is a wake-up, a thread "
+        "hand-off or a wait on the network, so more of them than the floor's 2 or so means "
+        "more passes through the kernel.",
     ]
     return section
 
