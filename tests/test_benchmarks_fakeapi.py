@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from benchmarks import profile_runtime
 from benchmarks import runtime as bench_runtime
 from benchmarks.common import APPS, RUNTIMES, Procs, group_pids, lambda_env
 from benchmarks.fakeapi import (
@@ -307,3 +308,12 @@ def test_a_poll_left_by_a_stopped_runtime_gets_no_invocation(api: FakeApi) -> No
     finally:
         client.close()
     assert body == make_event()
+
+
+@pytest.mark.parametrize("key", ["duplexlambda", "awslambdaric", "floor-duplex"])
+def test_profile_runtime_writes_a_profile(tmp_path: pathlib.Path, key: str) -> None:
+    if key == "awslambdaric":
+        pytest.importorskip("awslambdaric")
+    path = profile_runtime.profile(key, 50, tmp_path / f"{key}.prof")
+    text = profile_runtime.report(path, "tottime", 10)
+    assert "function calls" in text
