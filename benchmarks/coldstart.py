@@ -380,6 +380,7 @@ def run(quick: bool = False) -> Section:
                     f"{_x(r)} ({fmt(float(d[key]['to_response_p50_ms']), 1)} vs "
                     f"{fmt(float(d[other]['to_response_p50_ms']), 1)} ms, p50)",
                     None if r != r else r <= 1.0,
+                    "cold-def" if key == "duplexlambda" else "cold-async",
                 )
             )
     runtimes: dict[str, dict[str, object]] = {}

@@ -70,6 +70,29 @@ class Target:
     text: str
     measured: str
     met: bool | None
+    #: the goal of issue #14 this line measures (see ``GOALS``), or "" for an older target
+    goal: str = ""
+
+
+#: The goals of issue #14, in its order; the report gathers their target lines in a table.
+GOALS = {
+    "cpu-def": "Runtime CPU per buffered invocation, def handler, concurrency 1: "
+    "<= 0.5x awslambdaric",
+    "cpu-async": "Runtime CPU per buffered invocation, async def handler, concurrency 1: "
+    "<= 0.5x awslambdaric",
+    "rate-c4": "Concurrency 4: at least awslambdaric's invocations/s",
+    "duplex-cpu": "Duplex 1 KiB round trip: runtime CPU <= 1.3x the floor's",
+    "duplex-p50": "Duplex 1 KiB round trip: p50 <= 1.10x the floor's (through a Runtime API "
+    "that is not the bottleneck)",
+    "cold-def": "Cold start to the first response posted, def: <= 1.0x awslambdaric "
+    "(with and without .pyc)",
+    "cold-async": "Cold start to the first response posted, async: <= 1.0x awslambdaric "
+    "running the same coroutine under asyncio.run (with and without .pyc)",
+    "emulator-cpu": "Emulator: CPU per relayed invocation <= 2x the runtime's",
+    "emulator-stream": "Emulator: 64 KiB streaming through it >= 2 GB/s",
+    "no-regression": "No regression in streaming (each write its own chunk, memory flat, "
+    "TTFB): the earlier streaming targets, which stand for it",
+}
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .common import Section, Table, verdict
+from .common import GOALS, Section, Table, verdict
 
 COLORS = {
     "duplexlambda": "#1f77b4",
@@ -248,6 +248,27 @@ def summary_table(sections: Sequence[Section]) -> Table | None:
     )
 
 
+def goals_table(sections: Sequence[Section]) -> Table | None:
+    """The target lines that measure issue #14's goals, goal by goal, in the issue's order."""
+    rows = []
+    for key, goal in GOALS.items():
+        lines = [(s, t) for s in sections for t in s.targets if t.goal == key]
+        if not lines:
+            rows.append([goal, "(not run)", "", "not evaluated"])
+        for i, (section, target) in enumerate(lines):
+            rows.append(
+                [
+                    goal if i == 0 else "",
+                    f"{section.name}: {target.text}",
+                    target.measured,
+                    f"**{verdict(target.met)}**" if target.met is False else verdict(target.met),
+                ]
+            )
+    if not any(t.goal for s in sections for t in s.targets):
+        return None
+    return Table("Goals of issue #14", ["goal", "target line", "measured", "verdict"], rows)
+
+
 def render_markdown(
     machine: dict[str, str], meta: dict[str, Any], sections: Sequence[Section]
 ) -> str:
@@ -267,6 +288,17 @@ def render_markdown(
     summary = summary_table(sections)
     if summary is not None:
         lines += ["## Summary", "", *table_markdown(summary)[2:], ""]
+    goals = goals_table(sections)
+    if goals is not None:
+        lines += [
+            "## Goals of issue #14",
+            "",
+            "Each goal of the issue with the target lines of this run that measure it "
+            "(method: docs/benchmarks.md).",
+            "",
+            *table_markdown(goals)[2:],
+            "",
+        ]
     targets = [(s, t) for s in sections for t in s.targets]
     if targets:
         lines += [

@@ -337,6 +337,7 @@ def summarize(stats: dict[str, dict[str, Stats]], plan: Plan) -> Section:
                     f"{emulator_share:.2f}x ({d['emulator_cpu_us']:.0f} vs "
                     f"{d['runtime_cpu_us']:.0f} µs)",
                     None if math.isnan(emulator_share) else emulator_share <= 2.0,
+                    "emulator-cpu",
                 )
             )
     section.data = {"plan": plan.name, "phases": data}

@@ -365,6 +365,7 @@ def summarize(stats: dict[str, dict[str, Stats]], plan: Plan) -> Section:
                 f"{fmt(c1[RIC.key]['runtime_cpu_us'], 0)} µs; vs awslambdaric + asyncio.run "
                 f"{_x(r2)})",
                 _met(r, r <= 0.5),
+                "cpu-def" if comp is DEF else "cpu-async",
             )
         )
 
@@ -381,6 +382,7 @@ def summarize(stats: dict[str, dict[str, Stats]], plan: Plan) -> Section:
                 f"{_x(r)} ({fmt(c4[comp.key]['per_s'], 0)} vs {fmt(c4[RIC.key]['per_s'], 0)}/s;"
                 f" vs awslambdaric + asyncio.run {_x(r2)})",
                 _met(r, r >= 1.0),
+                "rate-c4",
             )
         )
     for name, limit, what in (("runtime_cpu_us", "1.3", "runtime CPU"), ("p50_us", "1.10", "p50")):
@@ -393,6 +395,7 @@ def summarize(stats: dict[str, dict[str, Stats]], plan: Plan) -> Section:
                 f"{fmt(c1[FLOOR_DUPLEX.key][name], 0)} µs; vs the floor with its response "
                 f"connection kept alive {_x(kept)})",
                 _met(r, r <= float(limit)),
+                "duplex-cpu" if name == "runtime_cpu_us" else "duplex-p50",
             )
         )
     section.data = {"plan": plan.name, "phases": data}

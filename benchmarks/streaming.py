@@ -318,6 +318,7 @@ def run(quick: bool = False) -> Section:
                 f"{case}: duplexlambda >= 0.95x the floor's MB/s",
                 f"{d['vs_floor']:.2f}x",
                 d["vs_floor"] >= 0.95,
+                "no-regression",
             )
         )
         if case == "download 64 KiB":
@@ -327,6 +328,7 @@ def run(quick: bool = False) -> Section:
                     f"(2,000 MB/s = {2e9 / GiB:.2f} GiB/s; duplexlambda runtime)",
                     f"{d['mb_s']:,.0f} MB/s ({d['mb_s'] * MB / GiB:.2f} GiB/s)",
                     d["mb_s"] >= 2000,
+                    "emulator-stream",
                 )
             )
     section.tables.append(

@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 import pytest
+from benchmarks.common import GOALS
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SECTIONS = ["roundtrip", "runtime", "streaming", "ttfb", "memory", "coldstart", "codec"]
@@ -206,4 +207,11 @@ def test_every_goal_of_issue_14_has_a_verdict(quick_run: tuple[pathlib.Path, str
         for target in found:
             assert target["met"] in (True, False), target  # measured, not skipped
             assert target["measured"]
+            assert target["goal"], target
             assert target["text"] in markdown
+    goals = markdown.split("## Goals of issue #14", 1)[1].split("\n## ", 1)[0]
+    tagged = {t["goal"] for s in sections.values() for t in s["targets"] if t.get("goal")}
+    assert tagged == set(GOALS)  # every goal measured by at least one line
+    for goal in GOALS.values():
+        assert goal in goals
+    assert "not evaluated" not in goals
