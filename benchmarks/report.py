@@ -10,13 +10,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .common import Section, Table, verdict
+from .common import GOALS, Section, Table, verdict
 
 COLORS = {
     "duplexlambda": "#1f77b4",
     "duplexlambda-async": "#7fb8e6",
+    "duplexlambda-duplex": "#1f77b4",
     "awslambdaric": "#ff7f0e",
+    "awslambdaric-asyncio": "#ffbb78",
     "floor": "#8c8c8c",
+    "floor-duplex": "#8c8c8c",
+    "floor-duplex-keepalive": "#c7c7c7",
 }
 
 
@@ -79,10 +83,10 @@ def summary_table(sections: Sequence[Section]) -> Table | None:
     if rt is not None:
         phases = list(rt.data["phases"])
         for phase, field, label, digits in (
-            (phases[0], "p50_ms", "Round trip p50, 1 KiB echo, 1 client (ms)", 2),
-            (phases[0], "p99_ms", "Round trip p99, 1 client (ms)", 2),
-            (phases[-1], "per_s", "Invocations/s, 4 clients", 0),
-            (phases[0], "runtime_cpu_us", "Runtime CPU per invocation (µs)", 0),
+            (phases[0], "p50_ms", "Via the emulator: round trip p50, 1 KiB echo, 1 client (ms)", 2),
+            (phases[0], "p99_ms", "Via the emulator: round trip p99, 1 client (ms)", 2),
+            (phases[-1], "per_s", "Via the emulator: invocations/s, 4 clients", 0),
+            (phases[0], "runtime_cpu_us", "Via the emulator: runtime CPU per invocation (µs)", 0),
         ):
             rows.append(
                 [
@@ -96,6 +100,66 @@ def summary_table(sections: Sequence[Section]) -> Table | None:
                     _cell((_get(rt, "phases", phase, "floor", field), ""), digits=digits),
                 ]
             )
+    if rt is not None:
+        phase = next(iter(rt.data["phases"]))
+        rows.append(
+            [
+                "Via the emulator: emulator CPU per relayed invocation, 1 client (µs)",
+                _cell(
+                    (_get(rt, "phases", phase, "duplexlambda", "emulator_cpu_us"), " (def)"),
+                    (_get(rt, "phases", phase, "duplexlambda-async", "emulator_cpu_us"),
+                     " (async)"),
+                    digits=0,
+                ),
+                _cell((_get(rt, "phases", phase, "awslambdaric", "emulator_cpu_us"), ""), digits=0),
+                _cell((_get(rt, "phases", phase, "floor", "emulator_cpu_us"), ""), digits=0),
+            ]
+        )  # fmt: skip
+    alone = by.get("runtime")
+    if alone is not None:
+        for phase, field, label in (
+            (
+                "concurrency 1",
+                "runtime_cpu_us",
+                "Runtime alone (fake API): CPU per invocation (µs)",
+            ),
+            ("concurrency 1", "p50_us", "Runtime alone (fake API): round trip p50 (µs)"),
+            ("concurrency 4", "per_s", "Runtime alone (fake API): invocations/s, concurrency 4"),
+        ):
+            rows.append(
+                [
+                    label,
+                    _cell(
+                        (_get(alone, "phases", phase, "duplexlambda", field), " (def)"),
+                        (_get(alone, "phases", phase, "duplexlambda-async", field), " (async)"),
+                        digits=0,
+                    ),
+                    _cell(
+                        (_get(alone, "phases", phase, "awslambdaric", field), " (def)"),
+                        (_get(alone, "phases", phase, "awslambdaric-asyncio", field),
+                         " (asyncio.run)"),
+                        digits=0,
+                    ),
+                    _cell((_get(alone, "phases", phase, "floor", field), ""), digits=0),
+                ]
+            )  # fmt: skip
+        rows.append(
+            [
+                "Duplex 1 KiB round trip (fake API): runtime CPU / p50 (µs)",
+                _cell(
+                    (_get(alone, "phases", "concurrency 1", "duplexlambda-duplex",
+                          "runtime_cpu_us"), ""),
+                    (_get(alone, "phases", "concurrency 1", "duplexlambda-duplex", "p50_us"), ""),
+                    digits=0,
+                ),
+                "cannot stream",
+                _cell(
+                    (_get(alone, "phases", "concurrency 1", "floor-duplex", "runtime_cpu_us"), ""),
+                    (_get(alone, "phases", "concurrency 1", "floor-duplex", "p50_us"), ""),
+                    digits=0,
+                ),
+            ]
+        )  # fmt: skip
     st = by.get("streaming")
     if st is not None:
         for case, label in (
@@ -149,11 +213,28 @@ def summary_table(sections: Sequence[Section]) -> Table | None:
         )
     cs = by.get("coldstart")
     if cs is not None:
+        for mode in ("with .pyc", "without .pyc"):
+            rows.append(
+                [
+                    f"Cold start to the first response posted, {mode}, p50 (ms)",
+                    _cell(
+                        (_get(cs, "modes", mode, "duplexlambda", "to_response_p50_ms"), " (def)"),
+                        (_get(cs, "modes", mode, "duplexlambda-async", "to_response_p50_ms"),
+                         " (async)"),
+                    ),
+                    _cell(
+                        (_get(cs, "modes", mode, "awslambdaric", "to_response_p50_ms"), " (def)"),
+                        (_get(cs, "modes", mode, "awslambdaric-asyncio", "to_response_p50_ms"),
+                         " (asyncio.run)"),
+                    ),
+                    _cell((_get(cs, "modes", mode, "floor", "to_response_p50_ms"), "")),
+                ]
+            )  # fmt: skip
         rows.append(
             [
-                "Cold start: process start to first /next, p50 (ms)",
+                "Cold start: process start to first /next, with .pyc, p50 (ms)",
                 *(
-                    _cell((_get(cs, "runtimes", key, "to_next_p50_ms"), ""))
+                    _cell((_get(cs, "modes", "with .pyc", key, "to_next_p50_ms"), ""))
                     for key in ("duplexlambda", "awslambdaric", "floor")
                 ),
             ]
@@ -165,6 +246,27 @@ def summary_table(sections: Sequence[Section]) -> Table | None:
         ["measure", "duplexlambda", "awslambdaric", "floor (raw sockets)"],
         rows,
     )
+
+
+def goals_table(sections: Sequence[Section]) -> Table | None:
+    """The target lines that measure issue #14's goals, goal by goal, in the issue's order."""
+    rows = []
+    for key, goal in GOALS.items():
+        lines = [(s, t) for s in sections for t in s.targets if t.goal == key]
+        if not lines:
+            rows.append([goal, "(not run)", "", "not evaluated"])
+        for i, (section, target) in enumerate(lines):
+            rows.append(
+                [
+                    goal if i == 0 else "",
+                    f"{section.name}: {target.text}",
+                    target.measured,
+                    f"**{verdict(target.met)}**" if target.met is False else verdict(target.met),
+                ]
+            )
+    if not any(t.goal for s in sections for t in s.targets):
+        return None
+    return Table("Goals of issue #14", ["goal", "target line", "measured", "verdict"], rows)
 
 
 def render_markdown(
@@ -186,6 +288,17 @@ def render_markdown(
     summary = summary_table(sections)
     if summary is not None:
         lines += ["## Summary", "", *table_markdown(summary)[2:], ""]
+    goals = goals_table(sections)
+    if goals is not None:
+        lines += [
+            "## Goals of issue #14",
+            "",
+            "Each goal of the issue with the target lines of this run that measure it "
+            "(method: docs/benchmarks.md).",
+            "",
+            *table_markdown(goals)[2:],
+            "",
+        ]
     targets = [(s, t) for s in sections for t in s.targets]
     if targets:
         lines += [
@@ -204,7 +317,7 @@ def render_markdown(
 
 # --------------------------------------------------------------------------- chart
 
-CHARTED = ("roundtrip", "streaming", "ttfb", "memory", "coldstart", "codec")
+CHARTED = ("roundtrip", "runtime", "streaming", "ttfb", "memory", "coldstart", "codec")
 
 
 def _bars(
@@ -268,6 +381,46 @@ def _roundtrip_rate(ax: Any, s: Section) -> None:
     )
 
 
+def _runtime_cpu(ax: Any, s: Section) -> None:
+    phases = s.data["phases"]
+    names = list(phases)
+    keys = [k for k in phases[names[-1]] if all(k in phases[n] for n in names)]
+    _bars(
+        ax,
+        names,
+        [(k, phases[names[0]][k]["label"], [phases[n][k]["runtime_cpu_us"] for n in names])
+         for k in keys],
+        ylabel="runtime CPU µs per invocation (lower is better)",
+        title="Runtime alone (fake API): CPU, 1 KiB echo",
+    )  # fmt: skip
+
+
+def _runtime_rate(ax: Any, s: Section) -> None:
+    phases = s.data["phases"]
+    names = list(phases)
+    keys = [k for k in phases[names[-1]] if all(k in phases[n] for n in names)]
+    _bars(
+        ax,
+        names,
+        [(k, phases[names[0]][k]["label"], [phases[n][k]["per_s"] for n in names]) for k in keys],
+        ylabel="invocations/s (higher is better)",
+        title="Runtime alone (fake API): throughput",
+    )
+
+
+def _runtime_duplex(ax: Any, s: Section) -> None:
+    phase = next(iter(s.data["phases"].values()))
+    keys = [k for k in ("duplexlambda-duplex", "floor-duplex", "floor-duplex-keepalive")
+            if k in phase]  # fmt: skip
+    _bars(
+        ax,
+        ["runtime CPU µs/inv", "round trip p50 µs"],
+        [(k, phase[k]["label"], [phase[k]["runtime_cpu_us"], phase[k]["p50_us"]]) for k in keys],
+        ylabel="µs (lower is better)",
+        title="Duplex 1 KiB round trip (fake API)",
+    )
+
+
 def _streaming(ax: Any, s: Section) -> None:
     cases = s.data["cases"]
     names = list(cases)
@@ -327,23 +480,18 @@ def _memory(ax: Any, s: Section) -> None:
 
 
 def _coldstart(ax: Any, s: Section) -> None:
-    runtimes = s.data["runtimes"]
-    keys = list(runtimes)
+    modes = s.data["modes"]
+    names = list(modes)
+    keys = list(modes[names[0]])
     _bars(
         ax,
-        ["start -> first /next (p50)", "runtime import"],
-        [
-            (
-                k,
-                runtimes[k]["label"],
-                [runtimes[k]["to_next_p50_ms"], sum(runtimes[k]["imports_ms"].values())],
-            )
-            for k in keys
-        ],
-        ylabel="ms (lower is better)",
-        title="Cold start",
+        names,
+        [(k, modes[names[0]][k]["label"], [modes[n][k]["to_response_p50_ms"] for n in names])
+         for k in keys],
+        ylabel="ms to the first response, p50 (lower is better)",
+        title="Cold start to the first response posted",
         digits=1,
-    )
+    )  # fmt: skip
 
 
 CODEC_COLORS = {
@@ -381,6 +529,7 @@ def _codec(ax: Any, s: Section) -> None:
 
 PANELS = {
     "roundtrip": (_roundtrip_latency, _roundtrip_rate),
+    "runtime": (_runtime_cpu, _runtime_rate, _runtime_duplex),
     "streaming": (_streaming,),
     "ttfb": (_ttfb,),
     "memory": (_memory,),

@@ -13,8 +13,8 @@ Method, and why:
   from before ``sendall`` of the request to the last byte of the response body; throughput
   is invocations over the wall time of a batch. With 4 clients, 4 threads (barrier start)
   each keep one request in flight.
-* Competitors: duplexlambda with the usual ``def handler(event, context)`` (it runs in a
-  worker thread), duplexlambda with ``@buffered async def`` (no thread), awslambdaric 4.x
+* Competitors: duplexlambda with the usual ``def handler(event, context)`` (called as the
+  runtime chooses), duplexlambda with ``@buffered async def`` (no thread), awslambdaric 4.x
   (``python -m awslambdaric``), and the floor: ``apps/bench_floor.py``, a blocking-socket
   loop that finds the request id by byte search and posts the event's bytes straight back.
   With 4 clients every runtime gets ``AWS_LAMBDA_MAX_CONCURRENCY=4``, which is what a user
@@ -30,11 +30,9 @@ Method, and why:
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import msgspec
 
@@ -51,9 +49,11 @@ from .common import (
     Table,
     Target,
     check,
-    cpu_seconds,
+    cpu_delta,
     fmt,
+    group_cpu,
     pct,
+    process_cpu,
     progress,
     ratio,
     request_bytes,
@@ -112,25 +112,6 @@ class Stats:
     count: int = 0
     cpu: float = 0.0  # runtime CPU seconds during the timed batches
     emulator_cpu: float = 0.0  # the emulator's, during the same batches
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU seconds of every live process in group ``pgid`` (a runtime and its workers)."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            text = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid:
-            try:
-                total += cpu_seconds(int(entry))
-            except (OSError, ValueError):
-                continue
-    return total
 
 
 class Setup:
@@ -196,8 +177,8 @@ class Setup:
                 failures.append(exc)
                 sock.close()
 
-        cpu_before = group_cpu_seconds(self.runtime.pid) if stats else 0.0
-        emulator_before = cpu_seconds(self.emulator.pid) if stats else 0.0
+        cpu_before = group_cpu(self.runtime.pid) if stats else None
+        emulator_before = process_cpu(self.emulator.pid) if stats else None
         if len(self.conns) == 1:
             started = time.perf_counter()
             client(0, None)
@@ -217,8 +198,10 @@ class Setup:
         if failures:
             raise failures[0]
         if stats is not None:
-            stats.cpu += group_cpu_seconds(self.runtime.pid) - cpu_before
-            stats.emulator_cpu += cpu_seconds(self.emulator.pid) - emulator_before
+            assert cpu_before is not None
+            assert emulator_before is not None
+            stats.cpu += cpu_delta(cpu_before, group_cpu(self.runtime.pid))
+            stats.emulator_cpu += cpu_delta(emulator_before, process_cpu(self.emulator.pid))
             for times in results:
                 stats.latencies += times
             stats.wall += wall
@@ -346,16 +329,27 @@ def summarize(stats: dict[str, dict[str, Stats]], plan: Plan) -> Section:
                     else d["per_s_vs_awslambdaric"] >= 2.0,
                 )
             )
+            emulator_share = ratio(d["emulator_cpu_us"], d["runtime_cpu_us"])
+            d["emulator_vs_runtime_cpu"] = emulator_share
+            section.targets.append(
+                Target(
+                    f"{phase}: emulator CPU per relayed invocation <= 2x the runtime's ({label})",
+                    f"{emulator_share:.2f}x ({d['emulator_cpu_us']:.0f} vs "
+                    f"{d['runtime_cpu_us']:.0f} µs)",
+                    None if math.isnan(emulator_share) else emulator_share <= 2.0,
+                    "emulator-cpu",
+                )
+            )
     section.data = {"plan": plan.name, "phases": data}
     section.notes += [
         "Everything runs on one machine: client, emulator and runtime share its cores, so "
         "the emulator's own cost is part of every number (floor included).",
-        "Runtime CPU µs/inv: user+system CPU of the runtime's process group over the timed "
-        "batches, per invocation (awslambdaric's and the floor's forked workers included); "
-        "emulator CPU µs/inv: the same for the emulator serving that runtime.",
-        "The def handler runs in a worker thread (asyncio.to_thread), so that a blocking "
-        "handler cannot stall the other loops or the deadline timer; @buffered async def "
-        "runs on the loop.",
+        "Runtime CPU µs/inv: CPU time of the runtime's process group over the timed "
+        "batches, per invocation (awslambdaric's and the floor's forked workers included; "
+        "/proc/<pid>/task/*/schedstat, in ns); emulator CPU µs/inv: the same for the "
+        "emulator serving that runtime.",
+        "How duplexlambda calls the def handler (in a worker thread, or inline when nothing "
+        "else can run) is the runtime's choice; the rows measure whichever it makes.",
     ]
     return section
 

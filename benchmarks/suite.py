@@ -1,4 +1,4 @@
-"""``python -m benchmarks all|roundtrip|streaming|ttfb|memory|coldstart|codec [--quick]``.
+"""``python -m benchmarks all|roundtrip|runtime|streaming|ttfb|memory|coldstart|codec [--quick]``.
 
 Runs the chosen benchmarks one after the other (never two at once: they would measure each
 other), prints each one's tables as it finishes, and writes ``latest.json``, ``latest.md`` and
@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import coldstart, memory, roundtrip, streaming, ttfb
+from . import coldstart, memory, roundtrip, runtime, streaming, ttfb
 from .common import (
     PY,
     REPO,
@@ -101,6 +101,7 @@ def _size(n: int) -> str:
 
 BENCHMARKS: dict[str, Callable[[bool], Section]] = {
     "roundtrip": roundtrip.run,
+    "runtime": runtime.run,
     "streaming": streaming.run,
     "ttfb": ttfb.run,
     "memory": memory.run,

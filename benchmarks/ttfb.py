@@ -205,11 +205,13 @@ def run(quick: bool = False) -> Section:
             "duplexlambda lag p99 <= 1 ms",
             f"{d['lag_p99_ms']:.3f} ms",
             float(d["lag_p99_ms"]) <= 1.0,
+            "no-regression",
         ),
         Target(
             "duplexlambda: every write arrives separately",
             f"{d['merged_framing']} merged chunks, {d['merged_reads']} shared reads",
             d["merged_framing"] == 0 and d["merged_reads"] == 0,
+            "no-regression",
         ),
     ]
     section.data = {"plan": plan.name, "interval_ms": INTERVAL_US / 1000, "runtimes": data}

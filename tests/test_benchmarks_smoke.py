@@ -18,9 +18,25 @@ import uuid
 from typing import Any
 
 import pytest
+from benchmarks.common import GOALS
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SECTIONS = ["roundtrip", "streaming", "ttfb", "memory", "coldstart", "codec"]
+SECTIONS = ["roundtrip", "runtime", "streaming", "ttfb", "memory", "coldstart", "codec"]
+#: Every goal of issue #14 must come out of the run as a target line with a verdict.
+ISSUE_14_GOALS = [
+    ("runtime", "concurrency 1: duplexlambda def runtime CPU/invocation <= 0.5x awslambdaric"),
+    ("runtime", "concurrency 1: duplexlambda async def runtime CPU/invocation <= 0.5x"),
+    ("runtime", "concurrency 4: duplexlambda def invocations/s >= awslambdaric"),
+    ("runtime", "concurrency 4: duplexlambda async def invocations/s >= awslambdaric"),
+    ("runtime", "duplex 1 KiB round trip: runtime CPU <= 1.3x the floor"),
+    ("runtime", "duplex 1 KiB round trip: p50 <= 1.10x the floor"),
+    ("coldstart", "with .pyc: duplexlambda def to first response <= 1.0x awslambdaric def"),
+    ("coldstart", "with .pyc: duplexlambda async def to first response <= 1.0x awslambdaric +"),
+    ("coldstart", "without .pyc: duplexlambda def to first response <= 1.0x awslambdaric def"),
+    ("coldstart", "without .pyc: duplexlambda async def to first response <= 1.0x awslambdaric"),
+    ("roundtrip", "emulator CPU per relayed invocation <= 2x the runtime's"),
+    ("streaming", "download 64 KiB: streaming through the emulator >= 2 GB/s"),
+]
 #: --quick is meant to take well under a minute; a run this long means it stopped being quick.
 QUICK_LIMIT = 120.0
 
@@ -150,13 +166,52 @@ def test_every_benchmark_measured_something(quick_run: tuple[pathlib.Path, str, 
         assert 0 < row["runtime_idle_mib"] <= row["upload_echo_runtime_peak_mib"] + 1
         assert row["upload_echo_emulator_peak_mib"] > 0
 
-    cold = sections["coldstart"]["data"]["runtimes"]
-    assert set(cold) == {"duplexlambda", "awslambdaric", "floor"}
-    for row in cold.values():
-        assert 0 < row["to_next_p50_ms"] < 10_000
-        assert row["rss_at_next_mib"] > 0
-    assert cold["duplexlambda"]["importtime_top"]
+    alone = sections["runtime"]["data"]["phases"]
+    assert set(alone) == {"concurrency 1", "concurrency 4"}
+    buffered = {
+        "duplexlambda", "duplexlambda-async", "awslambdaric", "awslambdaric-asyncio", "floor",
+    }  # fmt: skip
+    duplex = {"duplexlambda-duplex", "floor-duplex", "floor-duplex-keepalive"}
+    assert set(alone["concurrency 1"]) == buffered | duplex
+    assert set(alone["concurrency 4"]) == buffered
+    for phase in alone.values():
+        for row in phase.values():
+            assert row["invocations"] > 0
+            assert 0 < row["p50_us"] <= row["p99_us"] <= row["max_us"]
+            assert row["per_s"] > 0
+            assert row["runtime_cpu_us"] > 0
+            assert row["fakeapi_cpu_us"] > 0
+
+    cold = sections["coldstart"]["data"]
+    assert set(cold["modes"]) == {"with .pyc", "without .pyc"}
+    for mode in cold["modes"].values():
+        assert set(mode) == buffered
+        for row in mode.values():
+            assert 0 < row["to_next_p50_ms"] <= row["to_response_p50_ms"] < 10_000
+            assert row["rss_at_response_mib"] > 0
+    assert cold["runtimes"]["duplexlambda"]["importtime_top"]
+    assert cold["runtimes"]["awslambdaric"]["importtime_top"]
 
     codec = sections["codec"]["data"]["rows"]
     assert {row["op"] for row in codec} == {"decode", "encode"}
     assert all(row["mb_per_s"] > 0 for row in codec)
+
+
+def test_every_goal_of_issue_14_has_a_verdict(quick_run: tuple[pathlib.Path, str, float]) -> None:
+    out, _, _ = quick_run
+    sections = _strict_json((out / "latest.json").read_text())["sections"]
+    markdown = (out / "latest.md").read_text()
+    for name, start in ISSUE_14_GOALS:
+        found = [t for t in sections[name]["targets"] if start in t["text"]]
+        assert found, (name, start)
+        for target in found:
+            assert target["met"] in (True, False), target  # measured, not skipped
+            assert target["measured"]
+            assert target["goal"], target
+            assert target["text"] in markdown
+    goals = markdown.split("## Goals of issue #14", 1)[1].split("\n## ", 1)[0]
+    tagged = {t["goal"] for s in sections.values() for t in s["targets"] if t.get("goal")}
+    assert tagged == set(GOALS)  # every goal measured by at least one line
+    for goal in GOALS.values():
+        assert goal in goals
+    assert "not evaluated" not in goals

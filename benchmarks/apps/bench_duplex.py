@@ -1,6 +1,7 @@
 """duplexlambda handlers of the benchmarks.
 
 * ``echo_async``: the buffered echo as an ``async def`` (no worker thread per invocation).
+* ``echo_duplex``: the duplex round trip: read the whole upload, write it back, end.
 * ``http``: function-URL paths for the streaming benchmarks, parameters in the query string:
   ``/bytes?total=N&write=W`` answers N bytes in writes of W bytes; ``/upload`` echoes the
   upload piece by piece while it arrives; ``/ticks?n=N&interval_us=I`` opens the stream,
@@ -33,6 +34,12 @@ def block(size: int) -> bytes:
 @buffered
 async def echo_async(event: Any, context: Any) -> Any:
     return event
+
+
+async def echo_duplex(req: Request, res: Response) -> None:
+    data = await req.read()
+    await res.write(data)
+    await res.end()
 
 
 async def http(req: Request, res: Response) -> None:

@@ -1,9 +1,11 @@
 """The floor of the benchmarks: a minimal Lambda runtime on blocking sockets.
 
-``python bench_floor.py echo`` (buffered echo) or ``python bench_floor.py http`` (the same
-function-URL paths as ``bench_duplex.http``), configured like any runtime by
-``AWS_LAMBDA_RUNTIME_API`` and ``AWS_LAMBDA_MAX_CONCURRENCY`` (that many forked processes,
-one blocking loop each, as awslambdaric does it).
+``python bench_floor.py echo`` (buffered echo), ``python bench_floor.py http`` (the same
+function-URL paths as ``bench_duplex.http``) or ``python bench_floor.py duplex`` (the duplex
+round trip of ``bench_duplex.echo_duplex``: read the upload, write it back, end; each
+response on a new connection, or ``duplex-keepalive``: on one kept alive), configured like
+any runtime by ``AWS_LAMBDA_RUNTIME_API`` and ``AWS_LAMBDA_MAX_CONCURRENCY`` (that many forked
+processes, one blocking loop each, as awslambdaric does it).
 
 What makes it a floor: no event loop, no handler machinery, no threads; headers are found by
 a byte search; the buffered echo posts the event's bytes back without parsing them; every
@@ -198,9 +200,72 @@ def serve_http(host: str, port: int) -> None:
         out.sock.close()
 
 
+def serve_duplex(host: str, port: int, keep_alive: bool = False) -> None:
+    """The duplex echo on the request-stream wire: the whole upload back in one write.
+
+    The response goes out on a second connection (a duplex runtime may write while it still
+    reads, so not on the ``/next`` one): a new one per response, as ``serve_http`` does, or
+    with ``keep_alive`` one kept from one invocation to the next. The head with the
+    prelude, then one ``sendall`` for the write and one for the end.
+    """
+    from duplexlambda.protocol.chunked import ChunkDecoder
+
+    conn = Conn(host, port)
+    out: Conn | None = None
+    host_header = f"{host}:{port}".encode()
+    next_request = b"GET %snext HTTP/1.1\r\nHost: %s\r\nAccept: %s\r\n\r\n" % (
+        API,
+        host_header,
+        STREAM_ACCEPT,
+    )
+    opening = b"%x\r\n%s\r\n8\r\n%s\r\n" % (len(PRELUDE), PRELUDE, b"\x00" * 8)
+    while True:
+        conn.sock.sendall(next_request)
+        head = conn.head()
+        if status_of(head) != 200 or header(head, b"transfer-encoding") != b"chunked":
+            raise SystemExit(f"bench_floor: not a request stream: {head!r}")
+        rid = header(head, b"lambda-runtime-aws-request-id") or b""
+        decoder = ChunkDecoder()
+        parts: list[bytes] = []
+        data = conn.take()
+        while True:
+            parts += [bytes(piece) for piece in decoder.feed(data)]
+            if decoder.done:
+                conn.buf = bytes(decoder.unused_data)
+                break
+            data = conn.recv()
+        stream = b"".join(parts)
+        upload = stream[stream.index(b"\x00") + 8 :]  # the event JSON never holds a NUL
+        if out is None:
+            out = Conn(host, port)
+        out.sock.sendall(
+            b"POST %s%s/response HTTP/1.1\r\nHost: %s\r\n"
+            b"Lambda-Runtime-Function-Response-Mode: streaming\r\nContent-Type: %s\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n%s" % (API, rid, host_header, INTEGRATION, opening)
+        )
+        out.sock.sendall(b"%x\r\n%s\r\n" % (len(upload), upload))
+        out.sock.sendall(b"0\r\n\r\n")
+        reply = out.head()
+        out.exactly(int(header(reply, b"content-length") or 0))
+        if status_of(reply) >= 300:
+            raise SystemExit(f"bench_floor: the Runtime API answered {status_of(reply)}")
+        if not keep_alive or header(reply, b"connection") == b"close":
+            out.sock.close()
+            out = None
+
+
+def serve_duplex_keepalive(host: str, port: int) -> None:
+    serve_duplex(host, port, keep_alive=True)
+
+
 def main() -> None:
     kind = sys.argv[1] if len(sys.argv) > 1 else "echo"
-    serve = {"echo": serve_echo, "http": serve_http}[kind]
+    serve = {
+        "echo": serve_echo,
+        "http": serve_http,
+        "duplex": serve_duplex,
+        "duplex-keepalive": serve_duplex_keepalive,
+    }[kind]
     host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)
     workers = int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY") or 1)
     for _ in range(workers - 1):
