@@ -98,6 +98,9 @@ class InvocationHead:
         return f"InvocationHead({fields})"
 
 
+_NOT_IN_REQUEST_ID = frozenset("/?#% \r\n\t\x00")
+
+
 def check_request_id(request_id: str) -> str:
     """``request_id``, checked: it lands in a request target, so nothing that could change
     the path.
@@ -105,7 +108,7 @@ def check_request_id(request_id: str) -> str:
     Raises:
         LocalProtocolError: a character that does not belong in one path segment.
     """
-    if not request_id or any(c in request_id for c in "/?#% \r\n\t\x00"):
+    if not request_id or not _NOT_IN_REQUEST_ID.isdisjoint(request_id):
         raise LocalProtocolError(f"invalid request id {request_id!r}")
     return request_id
 

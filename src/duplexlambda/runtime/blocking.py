@@ -50,6 +50,14 @@ MAX_HEAD = 64 * 1024
 MAX_API_BODY = 64 * 1024
 #: How much of an error message the runtime's own log line repeats (as the asyncio engine).
 LOGGED_MESSAGE = 4096
+#: What ``LambdaContext`` reads from the environment.
+FUNCTION_ENV = (
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+)
 #: Longest deadline timer armed, in seconds (Lambda's own limit is 15 minutes).
 MAX_TIMER = 86400.0
 REQUEST_STREAM = "application/vnd.duplexlambda.http-request-stream"
@@ -77,11 +85,18 @@ class Fields:
 
     __slots__ = ("_by_name",)
 
-    def __init__(self, by_name: dict[str, bytes]) -> None:
+    def __init__(self, by_name: dict[bytes, bytes]) -> None:
         self._by_name = by_name
 
     def get(self, name: str) -> bytes | None:
-        return self._by_name.get(name.lower())
+        key = _KEYS.get(name)
+        if key is None:
+            key = _KEYS[name] = name.lower().encode("latin-1")
+        return self._by_name.get(key)
+
+
+#: Field names as looked up (``str``, any case) -> as stored: parsed once per name.
+_KEYS: dict[str, bytes] = {}
 
 
 class ApiConnection:
@@ -95,6 +110,7 @@ class ApiConnection:
         #: set by ``watch_signals``: waits for an answer also watch signals (see there)
         self._wakeup: socket.socket | None = None
         self._poller: select.poll | None = None
+        self._idle = False  # waiting for /next: the one wait a signal must be able to end
 
     def watch_signals(self) -> None:
         """Make the long poll of ``/next`` interruptible by SIGTERM, without a race.
@@ -122,12 +138,15 @@ class ApiConnection:
             self._poller.register(self._wakeup, select.POLLIN)
         sock_fd = self._sock.fileno()
         while True:
-            events = self._poller.poll()  # EINTR: the signal handler runs (and may raise)
-            if any(fd != sock_fd for fd, _ in events):
-                with contextlib.suppress(BlockingIOError):
-                    while self._wakeup.recv(512):
-                        pass
-            if any(fd == sock_fd for fd, _ in events):
+            readable = False
+            for fd, _ in self._poller.poll():  # EINTR: the signal handler runs (and may raise)
+                if fd == sock_fd:
+                    readable = True
+                else:
+                    with contextlib.suppress(BlockingIOError):
+                        while self._wakeup.recv(512):
+                            pass
+            if readable:
                 return
 
     def shut(self) -> None:
@@ -144,7 +163,9 @@ class ApiConnection:
         self._poller = None  # it watched the old socket
         self._buf = b""
 
-    def exchange(self, request: bytes, body: bytes = b"") -> tuple[int, Fields, bytes]:
+    def exchange(
+        self, request: bytes, body: bytes = b"", *, idle: bool = False
+    ) -> tuple[int, Fields, bytes]:
         """Send a request, return ``(status, fields, body)`` of its response.
 
         A kept-alive connection the API closed while we were away is opened again once.
@@ -154,6 +175,7 @@ class ApiConnection:
             RemoteProtocolError: an answer that is not HTTP/1.1 as we read it.
         """
         fresh = self._sock is None
+        self._idle = idle
         try:
             self._send(request, body)
             return self._read_response()
@@ -178,7 +200,7 @@ class ApiConnection:
 
     def _recv(self) -> bytes:
         assert self._sock is not None
-        if self._wakeup is not None:
+        if self._idle and self._wakeup is not None:
             self._wait_readable()
         data = self._sock.recv(262144)
         if not data:
@@ -259,25 +281,33 @@ class _ClosedBeforeAnswer(Exception):
 
 
 def _parse_head(head: bytes) -> tuple[int, Fields, bool]:
-    """Status, fields and keep-alive of a response head (CRLF lines, as the API sends)."""
+    """Status, fields and keep-alive of a response head (CRLF lines, as the API sends).
+
+    Minimal on purpose: the peer is the Lambda service (or an emulator), and this runs twice
+    per invocation. Field names stay bytes, lower-cased in one call each.
+    """
     lines = head.split(b"\r\n")
     status_line = lines[0]
-    if not status_line.startswith(b"HTTP/1.") or len(status_line) < 12:
-        raise RemoteProtocolError(f"malformed status line from the Runtime API: {status_line!r}")
     code = status_line[9:12]
-    if not code.isdigit():
+    if not status_line.startswith(b"HTTP/1.") or not code.isdigit():
         raise RemoteProtocolError(f"malformed status line from the Runtime API: {status_line!r}")
-    by_name: dict[str, bytes] = {}
+    by_name: dict[bytes, bytes] = {}
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip():
+        if not colon or not name or name[-1:] in _SPACE:
             raise RemoteProtocolError(f"malformed header field from the Runtime API: {line!r}")
-        by_name[name.decode("latin-1").lower()] = value.strip(b" \t")
-    connection = (by_name.get("connection") or b"").lower()
-    keep_alive = b"close" not in connection and (
-        status_line.startswith(b"HTTP/1.1") or b"keep-alive" in connection
-    )
+        by_name[name.lower()] = value.strip(b" \t")
+    connection = by_name.get(b"connection")
+    keep_alive = True
+    if connection is not None or status_line[7:8] != b"1":  # HTTP/1.0, or a Connection field
+        connection = (connection or b"").lower()
+        keep_alive = b"close" not in connection and (
+            status_line[7:8] == b"1" or b"keep-alive" in connection
+        )
     return int(code), Fields(by_name), keep_alive
+
+
+_SPACE = (b" ", b"\t")
 
 
 class Address:
@@ -345,6 +375,8 @@ class BlockingRuntime:
         self._timer = _DeadlineTimer(self, owned=False)  # installed by serve()
         self._loop = _new_loop(use_uvloop) if is_async or _has_hooks(hooks) else None
         self._is_async = is_async
+        #: the function's own variables, read once: Lambda sets them before the process starts
+        self._function_env = {name: os.environ[name] for name in FUNCTION_ENV if name in os.environ}
         base = f"Host: {address.host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
         root = f"{address.prefix}/2018-06-01/runtime"
         self._next_request = (
@@ -415,7 +447,7 @@ class BlockingRuntime:
             try:
                 if self._stopping:  # SIGTERM came just before _idle was set
                     raise _Stop
-                status, fields, payload = self.conn.exchange(self._next_request)
+                status, fields, payload = self.conn.exchange(self._next_request, idle=True)
             finally:
                 self._idle = False
         except _Stop:
@@ -468,7 +500,7 @@ class BlockingRuntime:
             os.environ.pop("_X_AMZN_TRACE_ID", None)
         try:
             try:
-                context = LambdaContext.from_invocation(head)
+                context = LambdaContext.from_invocation(head, self._function_env)
                 event = _event(head.content_type, payload)
                 result = self._call(event, context, head.deadline_ms)
                 body, content_type = marshal(result)
@@ -600,10 +632,12 @@ class _DeadlineTimer:
         return timer
 
     def arm(self, delay: float) -> None:
+        import _signal  # type: ignore[import-not-found]  # CPython's own, under signal
         import signal
 
         # A deadline days away (an emulator's "none") is no deadline: setitimer would overflow.
-        if delay < MAX_TIMER and self._owned and signal.getsignal(signal.SIGALRM) == self._fire:
+        # _signal.getsignal: signal.getsignal would try an enum lookup (and fail) every time.
+        if delay < MAX_TIMER and self._owned and _signal.getsignal(signal.SIGALRM) == self._fire:
             self._armed = True
             signal.setitimer(signal.ITIMER_REAL, max(delay, 0.001))
 
