@@ -500,6 +500,30 @@ def _check_codec(staging: Path, platform: str, warnings: list[str]) -> str:
     return "python"
 
 
+def _compile_bytecode(staging: Path) -> None:
+    """Compile every ``.py`` in the zip into ``__pycache__``, as unchecked-hash ``.pyc``.
+
+    Lambda cannot write bytecode into the read-only ``/var/task``, so a zip without it
+    compiles our runtime and the dependencies on every cold start (docs/benchmarks.md).
+    pip's own ``.pyc`` are no help: they are checked against the sources' mtimes, and every
+    zip entry gets one fixed date. Unchecked-hash bytecode is used as it is: the zip's
+    sources never change under it.
+    """
+    import compileall
+    import py_compile
+
+    ok = compileall.compile_dir(
+        staging,
+        quiet=2,
+        force=True,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    if not ok:
+        # A file that is not valid Python (a template, a test fixture) keeps its source;
+        # the handler's own syntax errors are reported at init, as without bytecode.
+        _say("some files did not compile to bytecode; they are shipped as source only")
+
+
 def _executable(path: Path) -> bool:
     import stat
 
@@ -644,6 +668,15 @@ def build_zip(
         say("building duplexlambda (with its C codec)")
         _install_own_package(work, staging)
         codec = _check_codec(staging, target, warnings)
+        if same_python:
+            say("compiling bytecode (unchecked-hash .pyc: /var/task is read-only)")
+            _compile_bytecode(staging)
+        else:
+            warnings.append(
+                f"no .pyc in the zip: this Python is {sys.version_info[0]}."
+                f"{sys.version_info[1]}, the target {version} (every cold start compiles the"
+                " sources; build with the target's Python to ship bytecode)"
+            )
         bootstrap = staging / "bootstrap"
         bootstrap.write_text(bootstrap_script(version))
         bootstrap.chmod(0o755)

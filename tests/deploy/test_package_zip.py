@@ -102,7 +102,18 @@ def test_zip_contents(built: PackageResult) -> None:
     for top in ("msgspec/", "httptools/", "uvloop/", "cffi/"):
         assert any(n.startswith(top) for n in names), top
     assert not any(n.startswith("bin/") for n in names)  # scripts for the build machine
-    assert not any(n.startswith("__pycache__/") for n in names)  # the source's own bytecode
+    # Bytecode for every module, built for this Python as unchecked-hash .pyc (the source's
+    # own stale __pycache__ is never copied: only files compiled from the zip's sources).
+    tag = sys.implementation.cache_tag
+    for module in ("csv_stats", "duplexlambda/runtime/blocking", "msgspec/__init__"):
+        folder, _, name = module.rpartition("/")
+        pyc = f"{folder + '/' if folder else ''}__pycache__/{name}.{tag}.pyc"
+        assert pyc in names, pyc
+    cached = {n for n in names if "__pycache__/" in n}
+    assert all(n.endswith(f".{tag}.pyc") for n in cached), cached
+    with zipfile.ZipFile(built.path) as archive:
+        flags = int.from_bytes(archive.read(f"__pycache__/csv_stats.{tag}.pyc")[4:8], "little")
+    assert flags == 0b01  # hash-based, unchecked (PEP 552)
 
 
 @needs_sh
