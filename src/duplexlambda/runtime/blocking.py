@@ -4,8 +4,9 @@ A second I/O shell over the same sans-I/O core (as httpcore runs sync and async 
 one keep-alive socket, ``GET /next``, call the handler, ``POST /response``, again. It serves
 what most functions are, a ``def handler(event, context)`` one invocation at a time, at a
 fraction of the asyncio engine's CPU, and its cold start never imports asyncio, msgspec,
-typing or dataclasses (docs/benchmarks.md#goals). ``runtime/start.py`` picks it; everything
-else (duplex and streaming handlers, bridges, concurrency > 1) runs on ``runtime/loop.py``.
+typing or dataclasses (docs/architecture.md#engines, measured in docs/benchmarks.md).
+``runtime/start.py`` picks it; everything else (duplex and streaming handlers, bridges,
+concurrency > 1) runs on ``runtime/loop.py``.
 
 What it keeps from the asyncio engine: the same ``/next`` reading (``parse_next``), context,
 marshalling (``runtime/marshal.py``), error reports and log lines; the deadline, by a
