@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .config import EmulatorConfig, InvocationRecord
@@ -145,22 +144,36 @@ class Hub:
         return entry
 
 
-@contextlib.asynccontextmanager
-async def cancel_on_disconnect(
-    request: Request, invocation: Invocation, enabled: bool
-) -> AsyncIterator[None]:
+class cancel_on_disconnect:  # (lower case: it replaced a function of that name)
     """While inside, a caller hang-up cancels ``invocation`` (duplex mode).
 
     In lambda mode (``enabled`` False) nothing happens: AWS keeps running, and billing, a
     function whose caller left (docs/runtime-api.md P14), so the front keeps consuming its results.
+
+    A callback on the request, not a task awaiting its ``disconnected`` event: this runs
+    for every invocation, and a task costs several event-loop passes. The cancel itself
+    waits for the next loop pass, as it did behind such a task: what the runtime sent in the
+    same pass is read first, so cutting its connection does not reset it with data unread.
     """
-    if not enabled:
-        yield
-        return
-    watch = asyncio.ensure_future(request.disconnected.wait())
-    watch.add_done_callback(lambda task: None if task.cancelled() else invocation.cancel())
-    try:
-        yield
-    finally:
-        watch.cancel()
-        await asyncio.gather(watch, return_exceptions=True)
+
+    __slots__ = ("_enabled", "_handle", "_invocation", "_request")
+
+    def __init__(self, request: Request, invocation: Invocation, enabled: bool) -> None:
+        self._request = request
+        self._invocation = invocation
+        self._enabled = enabled
+        self._handle: asyncio.Handle | None = None
+
+    async def __aenter__(self) -> None:
+        if self._enabled:
+            self._request.on_disconnect(self._hung_up)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if not self._enabled:
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+        self._request.remove_disconnect(self._hung_up)
+
+    def _hung_up(self) -> None:
+        self._handle = asyncio.get_running_loop().call_soon(self._invocation.cancel)

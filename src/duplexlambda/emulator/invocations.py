@@ -485,7 +485,7 @@ class Dispatcher:
         self.timeout = timeout
         self._on_timeout = on_timeout
         self._queue: deque[Invocation] = deque()
-        self._pollers: deque[asyncio.Future[Invocation]] = deque()
+        self._pollers: deque[asyncio.Future[Invocation | None]] = deque()
         self._known: dict[str, Invocation] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         #: cleared by ``hold()``: invocations queue up, no poller gets one until ``release()``
@@ -516,6 +516,10 @@ class Dispatcher:
     def release(self) -> None:
         """End a ``hold()``: queued invocations go to whoever polls."""
         self._open.set()
+        while self._queue and self._pollers:
+            invocation = self._queue.popleft()
+            if not invocation.settled:
+                self._offer(invocation, front=True)
 
     @property
     def held(self) -> bool:
@@ -523,24 +527,43 @@ class Dispatcher:
 
     async def next(self) -> Invocation:
         """Wait for the next invocation (no timeout: the runtime long-polls, runtime-api 1)."""
-        await self._open.wait()
-        self._evict_settled()
-        while self._queue:
-            invocation = self._queue.popleft()
-            if not invocation.settled:
-                return invocation
-        waiter: asyncio.Future[Invocation] = asyncio.get_running_loop().create_future()
-        self._pollers.append(waiter)
+        polled = self.poll()
+        if not isinstance(polled, asyncio.Future):
+            return polled
         try:
-            return await waiter
+            invocation = await polled
         except asyncio.CancelledError:
-            # Cancelled after an invocation was handed over but before it was seen: keep it.
-            if waiter.done() and not waiter.cancelled():
-                self.requeue(waiter.result())
+            self.abandon(polled)
             raise
-        finally:
-            if waiter in self._pollers:
-                self._pollers.remove(waiter)
+        assert invocation is not None  # only abandon() or a runtime API poller sets None
+        return invocation
+
+    def poll(self) -> Invocation | asyncio.Future[Invocation | None]:
+        """The next invocation if one is waiting, else a future it will be handed in.
+
+        A poller that gives up on the future (its runtime hung up, its task was cancelled)
+        must ``abandon()`` it; setting the future's result to None first is how a poller
+        says why it woke without an invocation. No task per poll: this runs per invocation.
+        """
+        self._evict_settled()
+        if not self.held:
+            while self._queue:
+                invocation = self._queue.popleft()
+                if not invocation.settled:
+                    return invocation
+        waiter: asyncio.Future[Invocation | None] = asyncio.get_running_loop().create_future()
+        self._pollers.append(waiter)
+        return waiter
+
+    def abandon(self, waiter: asyncio.Future[Invocation | None]) -> None:
+        """A poller gives up ``waiter``: an invocation handed to it but not yet seen is
+        put back at the front of the queue."""
+        if waiter in self._pollers:
+            self._pollers.remove(waiter)
+        if waiter.done() and not waiter.cancelled():
+            invocation = waiter.result()
+            if invocation is not None:
+                self.requeue(invocation)
 
     def dispatch(self, invocation: Invocation) -> None:
         """The invocation goes to a runtime now: set its deadline and arm its timer."""

@@ -240,27 +240,35 @@ class RuntimeApi:
                 return
 
     async def _wait_next(self, request: Request) -> Invocation | None:
-        """The next invocation, or None if the runtime hung up while waiting."""
-        poll = asyncio.ensure_future(self._dispatcher.next())
-        gone = asyncio.ensure_future(request.disconnected.wait())
-        try:
-            await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            await self._abandon(poll, gone)
-            raise
-        if request.disconnected.is_set() or not poll.done():
-            await self._abandon(poll, gone)
-            return None
-        gone.cancel()
-        await asyncio.gather(gone, return_exceptions=True)
-        return poll.result()
+        """The next invocation, or None if the runtime hung up while waiting.
 
-    async def _abandon(self, poll: asyncio.Future[Invocation], gone: asyncio.Future[Any]) -> None:
-        poll.cancel()
-        gone.cancel()
-        await asyncio.gather(poll, gone, return_exceptions=True)
-        if poll.done() and not poll.cancelled() and poll.exception() is None:
-            self._dispatcher.requeue(poll.result())
+        One future per poll, woken by the dispatcher or by a hang-up (which sets it to None),
+        no task: this is on every invocation's path.
+        """
+        if request.disconnected.is_set():
+            return None
+        polled = self._dispatcher.poll()
+        if not isinstance(polled, asyncio.Future):
+            return polled
+        waiter = polled
+
+        def hung_up() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        request.on_disconnect(hung_up)
+        try:
+            invocation = await waiter
+        except BaseException:
+            # Cancelled (the server is closing): what was handed over but not seen goes back.
+            self._dispatcher.abandon(waiter)
+            raise
+        finally:
+            request.remove_disconnect(hung_up)
+        if invocation is None or request.disconnected.is_set():
+            self._dispatcher.abandon(waiter)  # (requeues an invocation handed over meanwhile)
+            return None
+        return invocation
 
     async def _deliver(
         self, invocation: Invocation, request: Request, response: Response, wants_stream: bool

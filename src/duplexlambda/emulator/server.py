@@ -7,8 +7,10 @@ decoder, trailers kept); this module only moves bytes. What it guarantees:
   response has ended, and bytes that arrive early are held (bounded: reading pauses);
 - the request body is handed over piece by piece as it arrives; reading pauses above a high
   watermark until the consumer drains, so memory stays flat for any upload size;
-- one ``write()`` is one chunk on the wire (no coalescing) and waits while the transport's
-  buffer is above its high watermark;
+- one ``write()`` is one chunk on the wire (chunks are never merged) and waits while the
+  transport's buffer is above its high watermark; what a task writes to a connection in one
+  step of the event loop goes out in one ``writev`` at the end of that step (a "cork"), so a
+  head and its body, or several relayed chunks, cost one system call, not one each;
 - ``TCP_NODELAY`` on every accepted socket: without it two small writes cost a 40 ms
   delayed-ACK stall;
 - head limits answered with 431 / 414 / 400 and a log line, never an exception.
@@ -31,6 +33,7 @@ from duplexlambda.errors import (
     BrokenResourceError,
     ChunkedEncodingError,
     HeadTooLargeError,
+    LocalProtocolError,
     PayloadTooLargeError,
     RemoteProtocolError,
     SingleReader,
@@ -57,6 +60,11 @@ BODY_LOW_WATER = 128 * 1024
 #: Transport write buffer watermarks: ``Response.write`` waits above the high one.
 WRITE_HIGH_WATER = 256 * 1024
 WRITE_LOW_WATER = 64 * 1024
+#: Corked output (see ``HttpServerProtocol.write``) handed to the transport at once past this
+#: many bytes, so that a writer that never yields cannot pile up more than this in Python.
+CORK_LIMIT = 256 * 1024
+#: A body write at least this large is framed without a copy (size line, data, CRLF).
+VIEW_MIN = 8 * 1024
 #: Pipelined bytes held while a response is still being sent, before reading pauses.
 PIPELINE_HOLD = 64 * 1024
 #: An unread request body is drained this far (bytes, seconds) before the connection closes.
@@ -83,6 +91,8 @@ async def read_whole(read: Callable[[], Awaitable[bytes]], limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLargeError(f"body over {limit} bytes", size)
         parts.append(piece)
+    if len(parts) == 1:
+        return parts[0]  # the usual small body: no copy
     return b"".join(parts)
 
 
@@ -120,10 +130,15 @@ class Body:
 
     def _feed(self, pieces: list[memoryview]) -> None:
         for piece in pieces:
-            data = bytes(piece)
+            size = piece.nbytes
+            source = piece.obj
+            # A piece that is a whole read (a Content-Length upload, a chunk larger than the
+            # read) is that read's bytes object: no copy. Any other piece is copied, so that
+            # what is held is what is counted (a view would keep its whole read alive).
+            data = source if type(source) is bytes and len(source) == size else bytes(piece)
             self._pieces.append(data)
-            self._buffered += len(data)
-            self.received += len(data)
+            self._buffered += size
+            self.received += size
             if self.tap is not None:
                 self.tap.mark(data, "in")
         if self._buffered > BODY_HIGH_WATER:
@@ -225,6 +240,29 @@ class Request:
         #: set when the connection is lost (client hang-up, or the server closing it)
         self.disconnected = asyncio.Event()
         self.received_at = time.monotonic()
+        self._on_disconnect: list[Callable[[], None]] = []
+
+    def on_disconnect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the connection is lost (at once if it already is).
+
+        A callback, not a task waiting on ``disconnected``: watching a request must not
+        cost a task and its wake-ups on every invocation.
+        """
+        if self.disconnected.is_set():
+            callback()
+        else:
+            self._on_disconnect.append(callback)
+
+    def remove_disconnect(self, callback: Callable[[], None]) -> None:
+        """Forget a callback given to ``on_disconnect`` (no error if it is not there)."""
+        with contextlib.suppress(ValueError):
+            self._on_disconnect.remove(callback)
+
+    def _disconnect(self) -> None:
+        self.disconnected.set()
+        callbacks, self._on_disconnect = self._on_disconnect, []
+        for callback in callbacks:
+            callback()
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (any case) as text, or None."""
@@ -293,7 +331,7 @@ class Response:
             fields.append(("Connection", "close"))
         if self.tap is not None:
             self.headers = fields
-        head = encode_response_head(status, fields, _reason(status))
+        head = render_head(status, fields)
         self._conn.write(head)
         self.started = True
         self.status = status
@@ -307,7 +345,16 @@ class Response:
         if self.tap is not None:
             self.tap.mark(data, "out")
         if not (self._head_only or self._no_body):
-            self._conn.write(self._encoder.data(data) if self._encoder else data)
+            encoder = self._encoder
+            if encoder is None:
+                self._conn.write(data)
+            elif (size := _nbytes(data)) >= VIEW_MIN:
+                # Framed without a copy: size line, the data itself, CRLF (one writev).
+                if encoder.ended:
+                    raise LocalProtocolError("chunked body already ended")
+                self._conn.write_parts(encoder.head(size), data, b"\r\n")
+            else:
+                self._conn.write(encoder.data(data))
         await self._conn.drain()
 
     async def end(self, trailers: Trailers | None = None) -> None:
@@ -354,6 +401,56 @@ def _target_or_host_error(head: RequestHead) -> str | None:
     return None
 
 
+def _nbytes(data: Buffer) -> int:
+    return data.nbytes if type(data) is memoryview else len(data)
+
+
+#: Status lines already rendered (``HTTP/1.1 200 OK\r\n``...), by status.
+_STATUS_LINES: dict[int, bytes] = {}
+#: ``name: `` prefixes of header names already checked, by name as given (bounded: names can
+#: come from a function's answer).
+_NAME_PREFIXES: dict[bytes | str, bytes] = {}
+_NAME_CACHE_MAX = 1024
+_BAD_NAME_BYTES = frozenset(b" \t:\r\n\x00")
+
+
+def render_head(status: int, fields: HeaderInput) -> bytes:
+    """``encode_response_head(status, fields, <RFC reason>)``, byte for byte, same errors.
+
+    Per response it only checks values: status lines and checked header names are cached, as
+    most heads are the emulator's own few shapes.
+
+    Raises:
+        LocalProtocolError: an invalid status, or a header that would break the framing.
+    """
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if not 100 <= status <= 999:
+            raise LocalProtocolError(f"invalid status code {status}")
+        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))
+    parts = [line]
+    for name, value in fields:
+        prefix = _NAME_PREFIXES.get(name)
+        if prefix is None:
+            prefix = _name_prefix(name)
+        v = value.encode("latin-1") if isinstance(value, str) else value
+        if b"\r" in v or b"\n" in v or b"\x00" in v:
+            raise LocalProtocolError(f"header {prefix[:-2]!r} has CR, LF or NUL in its value")
+        parts += (prefix, v, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def _name_prefix(name: bytes | str) -> bytes:
+    n = name.encode("latin-1") if isinstance(name, str) else name
+    if not n or not _BAD_NAME_BYTES.isdisjoint(n):
+        raise LocalProtocolError(f"invalid header name {n!r}")
+    prefix = n + b": "
+    if len(_NAME_PREFIXES) < _NAME_CACHE_MAX:
+        _NAME_PREFIXES[name] = prefix
+    return prefix
+
+
 def _bodiless(status: int) -> bool:
     """Statuses that never carry a body (RFC 9110 15.2, 15.3.5, 15.4.5)."""
     return status < 200 or status in (204, 304)
@@ -384,6 +481,10 @@ class HttpServerProtocol(asyncio.Protocol):
         self.peer: tuple[str, int] = ("", 0)
         self._head_timer: asyncio.TimerHandle | None = None
         self.half_closed = False  #: the client sent EOF after a whole request
+        # The cork: what was written during this event-loop step, sent by _flush.
+        self._corked: list[Buffer] = []
+        self._corked_size = 0
+        self._flush_handle: asyncio.Handle | None = None
 
     # --- asyncio callbacks ----------------------------------------------------------------
 
@@ -433,6 +534,8 @@ class HttpServerProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._stop_head_timer()
+        self._corked.clear()
+        self._corked_size = 0
         self._server.connections.discard(self)
         for waiter in self._drain_waiters:
             if not waiter.done():
@@ -440,7 +543,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._drain_waiters.clear()
         if self._request is not None:
             self._request.body._fail(BrokenResourceError("client disconnected"))
-            self._request.disconnected.set()
+            self._request._disconnect()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -468,15 +571,68 @@ class HttpServerProtocol(asyncio.Protocol):
                 self._transport.resume_reading()
 
     def write(self, data: Buffer) -> None:
+        """Queue ``data`` for the end of this event-loop step (the cork).
+
+        Everything a task writes before it yields goes out in one ``writelines`` (one
+        ``writev``): a head and its body, a chunk's size line, data and CRLF, or several
+        relayed chunks cost one system call. Nothing waits longer than the current step:
+        the flush runs before the loop next polls for I/O with a timeout.
+        """
         if self._lost or self._transport is None or self._transport.is_closing():
             raise BrokenResourceError("client disconnected")
-        self._transport.write(data)
+        self._cork(data)
+        if self._corked_size >= CORK_LIMIT:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def write_parts(self, *parts: Buffer) -> None:
+        """``write`` of several buffers in order, without joining them."""
+        if self._lost or self._transport is None or self._transport.is_closing():
+            raise BrokenResourceError("client disconnected")
+        for part in parts:
+            self._cork(part)
+        if self._corked_size >= CORK_LIMIT:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _cork(self, data: Buffer) -> None:
+        if type(data) is bytes:
+            size = len(data)
+        elif type(data) is memoryview and type(data.obj) is not bytearray:
+            size = data.nbytes
+        else:
+            # A bytearray (or a view of one) may be reused by its writer as soon as write()
+            # returns, before the flush: keep a copy, as a transport would.
+            data = bytes(data)
+            size = len(data)
+        self._corked.append(data)
+        self._corked_size += size
+
+    def _flush(self) -> None:
+        """Hand the corked output to the transport."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        corked = self._corked
+        if not corked:
+            return
+        self._corked = []
+        self._corked_size = 0
+        transport = self._transport
+        if self._lost or transport is None or transport.is_closing():
+            return
+        if len(corked) == 1:
+            transport.write(corked[0])
+        else:
+            transport.writelines(corked)
 
     async def drain(self) -> None:
         if self._lost:
             raise BrokenResourceError("client disconnected")
         if not self._write_paused:
-            return
+            return  # (corked output is bounded by CORK_LIMIT: no need to flush it here)
         waiter = asyncio.get_running_loop().create_future()
         self._drain_waiters.append(waiter)
         await waiter
@@ -489,6 +645,7 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
+            self._flush()  # what was written goes out before the close
             self._transport.close()
 
     # --- parsing --------------------------------------------------------------------------
@@ -540,6 +697,7 @@ class HttpServerProtocol(asyncio.Protocol):
         )
         if self._transport is None or self._transport.is_closing():
             return
+        self._flush()  # the end of an earlier response, still corked, goes first
         body = reason.encode() + b"\n"
         head = encode_response_head(
             status,
