@@ -369,6 +369,8 @@ class Invocation:
     error_body: bytes | None = None
     cancelled: bool = False
     response_bytes: int = 0  #: bytes the runtime sent in /response
+    #: event-loop time its runtime's time is up, once dispatched (``Dispatcher._expire``)
+    expires_at: float = 0.0
     created_at: float = field(default_factory=time.monotonic)
     results: ResultChannel = field(default_factory=ResultChannel, init=False, repr=False)
     _closers: set[Callable[[], None]] = field(default_factory=set, init=False, repr=False)
@@ -570,7 +572,12 @@ class Dispatcher:
         invocation.dispatched = True
         invocation.deadline_ms = int(time.time() * 1000 + self.timeout * 1000)
         self._known[invocation.request_id] = invocation
-        self._arm(invocation, self.timeout)
+        # The clock restarts now. The timer armed at submit() (earlier, so never later than
+        # this deadline) stays: it re-arms itself for the rest when it fires (see _expire);
+        # cancelling it and arming another would cost two timer operations per invocation.
+        invocation.expires_at = asyncio.get_running_loop().time() + self.timeout
+        if invocation.request_id not in self._timers:
+            self._arm(invocation, self.timeout)
 
     def get(self, request_id: str) -> Invocation | None:
         """The dispatched invocation with this id, unless the runtime has moved past it."""
@@ -641,6 +648,10 @@ class Dispatcher:
     def _expire(self, invocation: Invocation) -> None:
         self._timers.pop(invocation.request_id, None)
         if invocation.settled:
+            return
+        left = invocation.expires_at - asyncio.get_running_loop().time()
+        if invocation.dispatched and left > 0:
+            self._arm(invocation, left)  # dispatched after the timer was armed: time remains
             return
         if not invocation.dispatched:
             invocation.fail(
