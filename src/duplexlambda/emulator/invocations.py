@@ -160,6 +160,30 @@ class ResultChannel:
             self._bytes += len(event.data)
         self._wake_getter()
 
+    def put_nowait(self, event: Head | Chunk) -> bool:
+        """``put()`` if it would not wait (True), else nothing (False): no coroutine per
+        chunk on the relay's hot path."""
+        if self._bytes > self._high and not self.closed and self.final is None:
+            return False
+        if self.closed or self.final is not None:
+            return True
+        self._events.append(event)
+        if type(event) is Chunk:
+            self._bytes += len(event.data)
+        self._wake_getter()
+        return True
+
+    def get_nowait(self) -> ResultEvent | None:
+        """The next event if one is queued, else None (iterate to wait, and to end)."""
+        if not self._events or self.closed:
+            return None
+        event = self._events.popleft()
+        if type(event) is Chunk:
+            self._bytes -= len(event.data)
+            if self._bytes <= self._high:
+                self._wake_putters()
+        return event
+
     def put_final(self, event: End | Failure | Rejected) -> bool:
         """Queue the terminal event; False (and ignored) if there already was one."""
         if self.final is not None:
@@ -414,6 +438,13 @@ class Invocation:
         if isinstance(event, Chunk):
             self.response_bytes += len(event.data)
         await self.results.put(event)
+
+    def send_nowait(self, chunk: Chunk) -> bool:
+        """``send()`` if it would not wait (True), else nothing (False)."""
+        if not self.results.put_nowait(chunk):
+            return False
+        self.response_bytes += len(chunk.data)
+        return True
 
     def complete(self) -> None:
         """The response ended normally."""

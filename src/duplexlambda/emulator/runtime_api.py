@@ -430,21 +430,34 @@ class RuntimeApi:
         """Relay the body; "ended", "truncated" or "too large" (over the stream cap)."""
         bucket = TokenBucket(now=time.monotonic()) if self._throttle else None
         limit = invocation.response_limit
+        body = request.body
         await invocation.send(Head(content_type=_content_type(request), streaming=True))
         while True:
             try:
-                piece = await request.body.read()
+                piece = await body.read()
             except BrokenResourceError:
                 return "truncated"
-            if not piece:
-                return "ended"
-            if limit is not None and invocation.response_bytes + len(piece) > limit:
-                return "too large"
-            if bucket is not None:
-                delay = bucket.reserve(len(piece), time.monotonic())
-                if delay:
-                    await asyncio.sleep(delay)
-            await invocation.send(Chunk(piece))
+            while True:  # this piece, then those that came in the same read, if any
+                if not piece:
+                    return "ended"
+                if limit is not None and invocation.response_bytes + len(piece) > limit:
+                    return "too large"
+                chunk = Chunk(piece)
+                if bucket is not None:
+                    delay = bucket.reserve(len(piece), time.monotonic())
+                    if delay:
+                        await asyncio.sleep(delay)
+                    await invocation.send(chunk)
+                elif not invocation.send_nowait(chunk):
+                    await invocation.send(chunk)  # the caller is behind: wait for it
+                # The hot path: no coroutine, no wake-up per piece already at hand.
+                try:
+                    next_piece = body.read_nowait()
+                except BrokenResourceError:
+                    return "truncated"
+                if next_piece is None:
+                    break
+                piece = next_piece
 
     async def _too_large(
         self,

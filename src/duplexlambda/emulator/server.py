@@ -195,6 +195,30 @@ class Body:
                 self._conn.resume_reading_for("body")
             return piece
 
+    def read_nowait(self) -> bytes | None:
+        """``read()`` if it would not wait (a piece, or ``b""`` at the end), else None.
+
+        For the reader that just had a piece from ``read()``: it takes what arrived with
+        that piece without a coroutine and a wake-up each (the relay's hot path).
+
+        Raises:
+            BrokenResourceError: as ``read()``.
+            BusyResourceError: another task is waiting in ``read()``.
+        """
+        if self._reader.busy:
+            with self._reader:  # raises BusyResourceError, as read() would
+                pass
+        if not self._pieces:
+            if self.error is not None:
+                raise BrokenResourceError(str(self.error)) from self.error
+            return b"" if self.done else None
+        piece = self._pieces.popleft()
+        self.last_piece = piece
+        self._buffered -= len(piece)
+        if self._buffered <= BODY_LOW_WATER:
+            self._conn.resume_reading_for("body")
+        return piece
+
     async def read_all(self, limit: int) -> bytes:
         """The whole body, at most ``limit`` bytes.
 
@@ -341,6 +365,33 @@ class Response:
         """Send ``data`` as one chunk (or raw bytes with Content-Length); wait for drain."""
         if not data:
             return
+        self._put(data)
+        await self._conn.drain()
+
+    @property
+    def writable(self) -> bool:
+        """True while a write would not wait (the client reads as fast as we write)."""
+        return not self._conn.write_paused
+
+    def write_nowait(self, data: Buffer) -> None:
+        """``write()`` for a caller that checked ``writable`` first and calls ``drain()``
+        once it is not: no coroutine per chunk on the relay's hot path.
+
+        Raises:
+            BrokenResourceError: the client has gone.
+        """
+        if data:
+            self._put(data)
+
+    async def drain(self) -> None:
+        """Wait until the client has read enough of what was written.
+
+        Raises:
+            BrokenResourceError: the client has gone.
+        """
+        await self._conn.drain()
+
+    def _put(self, data: Buffer) -> None:
         self.bytes_sent += len(data)
         if self.tap is not None:
             self.tap.mark(data, "out")
@@ -355,7 +406,6 @@ class Response:
                 self._conn.write_parts(encoder.head(size), data, b"\r\n")
             else:
                 self._conn.write(encoder.data(data))
-        await self._conn.drain()
 
     async def end(self, trailers: Trailers | None = None) -> None:
         """Finish the body (the last-chunk and ``trailers`` when chunked)."""
@@ -544,6 +594,11 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._request is not None:
             self._request.body._fail(BrokenResourceError("client disconnected"))
             self._request._disconnect()
+
+    @property
+    def write_paused(self) -> bool:
+        """True while the transport's buffer is above its high watermark."""
+        return self._write_paused
 
     def pause_writing(self) -> None:
         self._write_paused = True
