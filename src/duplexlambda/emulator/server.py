@@ -265,6 +265,7 @@ class Request:
         self.disconnected = asyncio.Event()
         self.received_at = time.monotonic()
         self._on_disconnect: list[Callable[[], None]] = []
+        self._fields: dict[str, str] | None = None  # header(), built on first use
 
     def on_disconnect(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when the connection is lost (at once if it already is).
@@ -279,7 +280,7 @@ class Request:
 
     def remove_disconnect(self, callback: Callable[[], None]) -> None:
         """Forget a callback given to ``on_disconnect`` (no error if it is not there)."""
-        with contextlib.suppress(ValueError):
+        if callback in self._on_disconnect:
             self._on_disconnect.remove(callback)
 
     def _disconnect(self) -> None:
@@ -290,8 +291,21 @@ class Request:
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (any case) as text, or None."""
-        value = self.headers.get(name)
-        return None if value is None else value.decode("latin-1")
+        fields = self._fields
+        if fields is None:
+            fields = self._fields = self._index()
+        return fields.get(name.lower())
+
+    def _index(self) -> dict[str, str]:
+        # One pass over the fields as text, first value of each name: the emulator asks
+        # a request for several headers, each otherwise an encode, a lower and a lookup.
+        # (Names are tokens, ASCII only: str.lower() folds them as bytes.lower() would.)
+        fields: dict[str, str] = {}
+        for name, value in self.headers.raw:
+            key = name.decode("latin-1").lower()
+            if key not in fields:
+                fields[key] = value.decode("latin-1")
+        return fields
 
 
 class Response:
@@ -412,6 +426,7 @@ class Response:
         if self._encoder is not None and not self._head_only:
             self._conn.write(self._encoder.end(trailers))
         self.ended = True
+        self._conn.flush()  # nothing more comes from this response: no need to wait a pass
         await self._conn.drain()
 
     async def send(self, status: int, headers: HeaderInput, body: bytes = b"") -> None:
@@ -464,11 +479,12 @@ _NAME_CACHE_MAX = 1024
 _BAD_NAME_BYTES = frozenset(b" \t:\r\n\x00")
 
 
-def render_head(status: int, fields: HeaderInput) -> bytes:
+def render_head(status: int, fields: list[tuple[bytes | str, bytes | str]]) -> bytes:
     """``encode_response_head(status, fields, <RFC reason>)``, byte for byte, same errors.
 
-    Per response it only checks values: status lines and checked header names are cached, as
-    most heads are the emulator's own few shapes.
+    Per response it only joins: status lines and checked header names are cached (most
+    heads are the emulator's own few shapes), and values are checked all at once, by
+    counting CRs and LFs in the whole head (one pair per line), not field by field.
 
     Raises:
         LocalProtocolError: an invalid status, or a header that would break the framing.
@@ -479,22 +495,29 @@ def render_head(status: int, fields: HeaderInput) -> bytes:
             raise LocalProtocolError(f"invalid status code {status}")
         line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))
     parts = [line]
+    lines = 2  # the status line and the blank line
     for name, value in fields:
         prefix = _NAME_PREFIXES.get(name)
         if prefix is None:
             prefix = _name_prefix(name)
-        v = value.encode("latin-1") if isinstance(value, str) else value
-        if b"\r" in v or b"\n" in v or b"\x00" in v:
-            raise LocalProtocolError(f"header {prefix[:-2]!r} has CR, LF or NUL in its value")
-        parts += (prefix, v, b"\r\n")
-    parts.append(b"\r\n")
-    return b"".join(parts)
+            if prefix is None:
+                break  # refused below, with the reference's error
+        parts += (prefix, value.encode("latin-1") if isinstance(value, str) else value, b"\r\n")
+        lines += 1
+    else:
+        parts.append(b"\r\n")
+        head = b"".join(parts)
+        if head.count(b"\n") == lines and head.count(b"\r") == lines and b"\x00" not in head:
+            return head
+    # A bad name or value: the reference encoder raises its own error, for the first culprit.
+    encode_response_head(status, fields, _reason(status))
+    raise AssertionError("encode_response_head accepted a head render_head refused")
 
 
-def _name_prefix(name: bytes | str) -> bytes:
+def _name_prefix(name: bytes | str) -> bytes | None:
     n = name.encode("latin-1") if isinstance(name, str) else name
     if not n or not _BAD_NAME_BYTES.isdisjoint(n):
-        raise LocalProtocolError(f"invalid header name {n!r}")
+        return None
     prefix = n + b": "
     if len(_NAME_PREFIXES) < _NAME_CACHE_MAX:
         _NAME_PREFIXES[name] = prefix
@@ -664,6 +687,10 @@ class HttpServerProtocol(asyncio.Protocol):
             size = len(data)
         self._corked.append(data)
         self._corked_size += size
+
+    def flush(self) -> None:
+        """Hand the corked output to the transport now (a response has ended)."""
+        self._flush()
 
     def _flush(self) -> None:
         """Hand the corked output to the transport."""
