@@ -845,12 +845,14 @@ class HttpServerProtocol(asyncio.Protocol):
         if not (response.ended and response.keep_alive and request.body.done):
             self.close()
             return
-        self._heads = HeadReader("request")
+        # (self._heads is ready for the next head: it keeps nothing once it returned one.)
+        if not self._held:
+            self.resume_reading_for("pipelined")
+            return
         held = bytes(self._held)
         self._held.clear()
         self.resume_reading_for("pipelined")
-        if held:
-            self.data_received(held)
+        self.data_received(held)
 
     async def _linger(self, body: Body) -> None:
         """Drop what is left of a request body (bounded in bytes and time), then close.
