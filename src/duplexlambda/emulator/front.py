@@ -53,6 +53,7 @@ from .hub import (
     UPLOAD_TIMEOUT,
     Hub,
     cancel_on_disconnect,
+    new_ids,
     new_trace_id,
     upload_timeout_message,
 )
@@ -186,8 +187,7 @@ class Front:
         self._hub.record(self._spec.name, invocation, request, response, truncated=relay.truncated)
 
     async def _invocation(self, request: Request, duplex: bool, buffered: bool) -> Invocation:
-        request_id = str(uuid.uuid4())
-        trace_id = new_trace_id()
+        request_id, trace_id = new_ids()
         event = build_event(request_info(request, request_id, trace_id))
         content_type = request.header("content-type")
         payload: Payload

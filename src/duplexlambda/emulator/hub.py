@@ -56,8 +56,20 @@ def upload_timeout_message(seconds: float) -> str:
 
 def new_trace_id() -> str:
     """An X-Ray trace header, as Lambda passes in ``Lambda-Runtime-Trace-Id``."""
-    rand = os.urandom(20).hex()  # (one system call for both ids)
-    return f"Root=1-{int(time.time()):08x}-{rand[:24]};Parent={rand[24:]};Sampled=0"
+    return new_ids()[1]
+
+
+def new_ids() -> tuple[str, str]:
+    """A request id (a random UUID, as ``str(uuid.uuid4())``) and a trace header, from one
+    ``getrandom`` system call (this runs per invocation)."""
+    rand = bytearray(os.urandom(36))
+    rand[6] = (rand[6] & 0x0F) | 0x40  # version 4
+    rand[8] = (rand[8] & 0x3F) | 0x80  # RFC 4122 variant
+    u = rand[:16].hex()
+    t = rand[16:].hex()
+    request_id = f"{u[:8]}-{u[8:12]}-{u[12:16]}-{u[16:20]}-{u[20:]}"
+    trace_id = f"Root=1-{int(time.time()):08x}-{t[:24]};Parent={t[24:]};Sampled=0"
+    return request_id, trace_id
 
 
 class Hub:
@@ -80,7 +92,9 @@ class Hub:
     def new_invocation(self, payload: Payload, **fields: Any) -> Invocation:
         """An invocation of this function, with its ARN and a trace id."""
         fields.setdefault("function_arn", self.config.function_arn)
-        fields.setdefault("trace_id", new_trace_id())
+        if "trace_id" not in fields:
+            request_id, fields["trace_id"] = new_ids()
+            fields.setdefault("request_id", request_id)
         return Invocation(payload, **fields)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -142,11 +142,14 @@ class ResultChannel:
         self._putters: deque[asyncio.Future[None]] = deque()
         self.final: End | Failure | Rejected | None = None  #: the terminal event, once put
         self.closed = False
+        # The loop, once known (one get_running_loop(), a getpid() system call, not one per wait).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def put(self, event: Head | Chunk) -> None:
         """Queue a non-terminal event, waiting while the consumer is behind."""
         while self._bytes > self._high and not self.closed and self.final is None:
-            waiter = asyncio.get_running_loop().create_future()
+            loop = self._loop = self._loop or asyncio.get_running_loop()
+            waiter = loop.create_future()
             self._putters.append(waiter)
             try:
                 await waiter
@@ -211,7 +214,8 @@ class ResultChannel:
         while not self._events:
             if self.closed or self.final is not None:
                 raise StopAsyncIteration
-            self._getter = asyncio.get_running_loop().create_future()
+            loop = self._loop = self._loop or asyncio.get_running_loop()
+            self._getter = loop.create_future()
             try:
                 await self._getter
             finally:
@@ -521,6 +525,7 @@ class Dispatcher:
         self._pollers: deque[asyncio.Future[Invocation | None]] = deque()
         self._known: dict[str, Invocation] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._running_loop: asyncio.AbstractEventLoop | None = None  # see _loop()
         #: cleared by ``hold()``: invocations queue up, no poller gets one until ``release()``
         self._open = asyncio.Event()
         self._open.set()
@@ -584,7 +589,7 @@ class Dispatcher:
                 invocation = self._queue.popleft()
                 if not invocation.settled:
                     return invocation
-        waiter: asyncio.Future[Invocation | None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[Invocation | None] = self._loop().create_future()
         self._pollers.append(waiter)
         return waiter
 
@@ -606,7 +611,7 @@ class Dispatcher:
         # The clock restarts now. The timer armed at submit() (earlier, so never later than
         # this deadline) stays: it re-arms itself for the rest when it fires (see _expire);
         # cancelling it and arming another would cost two timer operations per invocation.
-        invocation.expires_at = asyncio.get_running_loop().time() + self.timeout
+        invocation.expires_at = self._loop().time() + self.timeout
         if invocation.request_id not in self._timers:
             self._arm(invocation, self.timeout)
 
@@ -664,11 +669,18 @@ class Dispatcher:
         # ids are unknown (400 InvalidRequestID), as in RIE where only the current id is valid.
         self._known = {rid: inv for rid, inv in self._known.items() if not inv.settled}
 
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        # Kept once known: get_running_loop() is a getpid() system call (its fork check).
+        loop = self._running_loop
+        if loop is None:
+            loop = self._running_loop = asyncio.get_running_loop()
+        return loop
+
     def _arm(self, invocation: Invocation, seconds: float) -> None:
         old = self._timers.pop(invocation.request_id, None)
         if old is not None:
             old.cancel()
-        loop = asyncio.get_running_loop()
+        loop = self._loop()
         self._timers[invocation.request_id] = loop.call_later(seconds, self._expire, invocation)
 
     def _forget_timer(self, invocation: Invocation) -> None:
@@ -680,7 +692,7 @@ class Dispatcher:
         self._timers.pop(invocation.request_id, None)
         if invocation.settled:
             return
-        left = invocation.expires_at - asyncio.get_running_loop().time()
+        left = invocation.expires_at - self._loop().time()
         if invocation.dispatched and left > 0:
             self._arm(invocation, left)  # dispatched after the timer was armed: time remains
             return

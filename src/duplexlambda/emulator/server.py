@@ -541,6 +541,9 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def __init__(self, server: HttpServer) -> None:
         self._server = server
+        # Kept, not looked up per use: asyncio.get_running_loop() costs a getpid() system
+        # call each time (its fork check), several times per request otherwise.
+        self.loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._heads = HeadReader("request")
         self._reader: BodyReader | None = None
@@ -662,7 +665,7 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._corked_size >= CORK_LIMIT:
             self._flush()
         elif self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            self._flush_handle = self.loop.call_soon(self._flush)
 
     def write_parts(self, *parts: Buffer) -> None:
         """``write`` of several buffers in order, without joining them."""
@@ -673,7 +676,7 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._corked_size >= CORK_LIMIT:
             self._flush()
         elif self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            self._flush_handle = self.loop.call_soon(self._flush)
 
     def _cork(self, data: Buffer) -> None:
         if type(data) is bytes:
@@ -715,7 +718,7 @@ class HttpServerProtocol(asyncio.Protocol):
             raise BrokenResourceError("client disconnected")
         if not self._write_paused:
             return  # (corked output is bounded by CORK_LIMIT: no need to flush it here)
-        waiter = asyncio.get_running_loop().create_future()
+        waiter = self.loop.create_future()
         self._drain_waiters.append(waiter)
         await waiter
 
@@ -887,10 +890,11 @@ class HttpServer:
         self.connections: set[HttpServerProtocol] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
 
     async def start(self, host: str, port: int) -> None:
         """Listen on ``host:port`` (port 0 picks a free one)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: HttpServerProtocol(self), host, port, reuse_address=True
         )
@@ -904,7 +908,8 @@ class HttpServer:
         return str(sockname[0]), int(sockname[1])
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        loop = self._loop or asyncio.get_running_loop()
+        task = loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
