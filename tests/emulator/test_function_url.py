@@ -563,3 +563,35 @@ async def test_an_event_buffered_for_a_runtime_that_left_reaches_the_next_one_wh
         await post_response(emu.runtime_api, nxt.request_id, b'"ok"')
         assert (await client.read_reply()).body == b'"ok"'
         await client.close()
+
+
+@pytest.mark.asyncio
+async def test_chunks_that_arrive_together_stay_one_client_chunk_each() -> None:
+    # The relay takes every piece of one read at once and the connection sends them in one
+    # writev: still one chunk per runtime chunk, framed as such, and a 64 KiB one intact.
+    big = bytes(range(256)) * 256
+    async with running() as emu:
+        client = await Conn.open(emu.url)
+        await client.send(request_bytes("GET", "/"))
+        nxt = await next_invocation(emu.runtime_api)
+        runtime = await open_stream(emu.runtime_api, nxt.request_id, "text/plain")
+        await runtime.send(chunk(b"one") + chunk(b"two") + chunk(big) + chunk(b"three"))
+        head = await client.read_head()
+        assert head.status == 200
+        raw = b""
+        expected = b"3\r\none\r\n3\r\ntwo\r\n10000\r\n" + big + b"\r\n5\r\nthree\r\n"
+        while len(raw) < len(expected):
+            data = await client._recv(5)
+            assert data, raw
+            raw += data
+        assert raw == expected  # nothing more: the end has not been sent yet
+        await runtime.send(b"0\r\n\r\n")
+        assert (await runtime.read_reply(method=b"POST")).status == 202
+        tail = b""
+        while not tail.endswith(b"0\r\n\r\n"):
+            data = await client._recv(5)
+            assert data, tail
+            tail += data
+        assert tail == b"0\r\n\r\n"
+        await runtime.close()
+        await client.close()

@@ -506,3 +506,48 @@ async def test_prelude_then_empty_body_vs_nul_delimiter() -> None:
         await conn.close()
         got = await client
         assert (got.status, got.body) == (201, b"a\x00\x00b" + NUL8)
+
+
+@pytest.mark.asyncio
+async def test_a_streamed_response_leaves_its_connection_open_for_the_next_request() -> None:
+    # A runtime may reuse its connection after the 202 (HTTP/1.1 keep-alive, as the Node.js
+    # runtime client's keep-alive agent does): /next and a second streamed /response on it.
+    async with running() as emu:
+        first = asyncio.ensure_future(call(emu.url, "GET", "/one"))
+        nxt = await next_invocation(emu.runtime_api)
+        conn = await open_stream(emu.runtime_api, nxt.request_id, "text/plain")
+        await conn.send(chunk(b"one") + b"0\r\n\r\n")
+        reply = await conn.read_reply(method=b"POST")
+        assert reply.status == 202
+        assert reply.body == OK
+        assert reply.header("connection") is None  # no "Connection: close"
+        assert (await first).body == b"one"
+
+        second = asyncio.ensure_future(call(emu.url, "GET", "/two"))
+        await conn.send(request_bytes("GET", f"{API}/invocation/next"))
+        head = await conn.read_head()
+        assert head.status == 200
+        rid = head.headers.get("Lambda-Runtime-Aws-Request-Id")
+        assert rid is not None
+        assert rid.decode() != nxt.request_id
+        _ = [piece async for piece in conn.body_pieces(head)]
+        await conn.send(
+            request_bytes(
+                "POST",
+                f"{API}/invocation/{rid.decode()}/response",
+                [
+                    ("Lambda-Runtime-Function-Response-Mode", "streaming"),
+                    ("Content-Type", "text/plain"),
+                    ("Transfer-Encoding", "chunked"),
+                ],
+            )
+            + chunk(b"two")
+            + b"0\r\n\r\n"
+        )
+        again = await conn.read_reply(method=b"POST")
+        assert again.status == 202
+        assert again.body == OK
+        assert (await second).body == b"two"
+        with pytest.raises(TimeoutError):  # still open for more: no EOF comes
+            await conn.at_eof(0.05)
+        await conn.close()

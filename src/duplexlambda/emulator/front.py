@@ -53,6 +53,7 @@ from .hub import (
     UPLOAD_TIMEOUT,
     Hub,
     cancel_on_disconnect,
+    new_ids,
     new_trace_id,
     upload_timeout_message,
 )
@@ -186,8 +187,7 @@ class Front:
         self._hub.record(self._spec.name, invocation, request, response, truncated=relay.truncated)
 
     async def _invocation(self, request: Request, duplex: bool, buffered: bool) -> Invocation:
-        request_id = str(uuid.uuid4())
-        trace_id = new_trace_id()
+        request_id, trace_id = new_ids()
         event = build_event(request_info(request, request_id, trace_id))
         content_type = request.header("content-type")
         payload: Payload
@@ -324,6 +324,20 @@ class Relay(abc.ABC):
     async def handle(self, event: ResultEvent) -> None:
         """Act on one result event."""
 
+    def relay_now(self, data: bytes) -> bool:
+        """Write a ``Chunk``'s data at once if it is plain streaming (True), else leave it
+        to ``handle()`` (False). Then, if ``must_drain``, ``drain()`` before the next one."""
+        return False
+
+    @property
+    def must_drain(self) -> bool:
+        """True when the client must catch up before the next write (see ``relay_now``)."""
+        return False
+
+    async def drain(self) -> None:
+        """Wait for the client to catch up (a client gone is noted, not raised)."""
+        return  # (only relays whose relay_now writes have anything to wait for)
+
     async def expire(self) -> None:
         """``deadline`` passed with no event: answer the caller, stop relaying. A relay that
         never sets a deadline is never asked; this default only stops the clock."""
@@ -421,6 +435,15 @@ async def relay_results(relay: Relay, invocation: Invocation) -> None:
             results.close()
             return
         await relay.handle(event)
+        # The hot path: chunks already queued behind that event (several per read of the
+        # runtime's stream) are written without a coroutine chain each; they reach the
+        # connection's cork together and leave in one writev.
+        while (queued := results.get_nowait()) is not None:
+            if type(queued) is Chunk and relay.relay_now(queued.data):
+                if relay.must_drain:
+                    await relay.drain()
+                continue
+            await relay.handle(queued)
 
 
 class UrlRelay(Relay):
@@ -471,6 +494,40 @@ class UrlRelay(Relay):
             await self._on_failure(event)
         else:
             await self._send(event.status, error_payload(event.error_type, event.message))
+
+    def relay_now(self, data: bytes) -> bool:
+        resp = self._resp
+        if (
+            type(resp) is not Response  # (the in-memory sink of duplexlambda.testing)
+            or self._closed
+            or self._collected is not None
+            or not resp.started
+            or resp.aborted
+            or self.client_gone
+            or not resp.writable
+            or (self._upload is not None and _malformed(self._upload))
+        ):
+            return False
+        # As _on_chunk -> _write, less the coroutines: the head is out, no prelude pending.
+        try:
+            resp.write_nowait(data)
+        except BrokenResourceError:
+            self._gone()
+        return True
+
+    @property
+    def must_drain(self) -> bool:
+        resp = self._resp
+        return type(resp) is Response and not resp.writable and not self.client_gone
+
+    async def drain(self) -> None:
+        resp = self._resp
+        if type(resp) is not Response or self.client_gone or resp.aborted:
+            return
+        try:
+            await resp.drain()
+        except BrokenResourceError:
+            self._gone()
 
     # --- events -------------------------------------------------------------------------
 

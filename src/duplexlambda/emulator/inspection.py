@@ -189,9 +189,10 @@ class Inspector:
         response.tap = entry
         return entry
 
-    def finish(self, entry: Entry, fields: dict[str, Any], error_body: bytes | None) -> None:
-        """The invocation ended: keep it and tell the subscribers."""
-        for name, value in fields.items():
+    def finish(self, entry: Entry, fields: dict[str, Any] | None, error_body: bytes | None) -> None:
+        """The invocation ended: keep it and tell the subscribers (``fields``: attributes
+        of ``entry`` to set first, None if the caller has set them)."""
+        for name, value in (fields or {}).items():
             setattr(entry, name, value)
         entry.ended = time.monotonic()
         entry.error_body = decode_error_body(error_body)

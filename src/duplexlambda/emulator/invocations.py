@@ -142,11 +142,14 @@ class ResultChannel:
         self._putters: deque[asyncio.Future[None]] = deque()
         self.final: End | Failure | Rejected | None = None  #: the terminal event, once put
         self.closed = False
+        # The loop, once known (one get_running_loop(), a getpid() system call, not one per wait).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def put(self, event: Head | Chunk) -> None:
         """Queue a non-terminal event, waiting while the consumer is behind."""
         while self._bytes > self._high and not self.closed and self.final is None:
-            waiter = asyncio.get_running_loop().create_future()
+            loop = self._loop = self._loop or asyncio.get_running_loop()
+            waiter = loop.create_future()
             self._putters.append(waiter)
             try:
                 await waiter
@@ -159,6 +162,30 @@ class ResultChannel:
         if isinstance(event, Chunk):
             self._bytes += len(event.data)
         self._wake_getter()
+
+    def put_nowait(self, event: Head | Chunk) -> bool:
+        """``put()`` if it would not wait (True), else nothing (False): no coroutine per
+        chunk on the relay's hot path."""
+        if self._bytes > self._high and not self.closed and self.final is None:
+            return False
+        if self.closed or self.final is not None:
+            return True
+        self._events.append(event)
+        if type(event) is Chunk:
+            self._bytes += len(event.data)
+        self._wake_getter()
+        return True
+
+    def get_nowait(self) -> ResultEvent | None:
+        """The next event if one is queued, else None (iterate to wait, and to end)."""
+        if not self._events or self.closed:
+            return None
+        event = self._events.popleft()
+        if type(event) is Chunk:
+            self._bytes -= len(event.data)
+            if self._bytes <= self._high:
+                self._wake_putters()
+        return event
 
     def put_final(self, event: End | Failure | Rejected) -> bool:
         """Queue the terminal event; False (and ignored) if there already was one."""
@@ -187,7 +214,8 @@ class ResultChannel:
         while not self._events:
             if self.closed or self.final is not None:
                 raise StopAsyncIteration
-            self._getter = asyncio.get_running_loop().create_future()
+            loop = self._loop = self._loop or asyncio.get_running_loop()
+            self._getter = loop.create_future()
             try:
                 await self._getter
             finally:
@@ -369,6 +397,8 @@ class Invocation:
     error_body: bytes | None = None
     cancelled: bool = False
     response_bytes: int = 0  #: bytes the runtime sent in /response
+    #: event-loop time its runtime's time is up, once dispatched (``Dispatcher._expire``)
+    expires_at: float = 0.0
     created_at: float = field(default_factory=time.monotonic)
     results: ResultChannel = field(default_factory=ResultChannel, init=False, repr=False)
     _closers: set[Callable[[], None]] = field(default_factory=set, init=False, repr=False)
@@ -412,6 +442,13 @@ class Invocation:
         if isinstance(event, Chunk):
             self.response_bytes += len(event.data)
         await self.results.put(event)
+
+    def send_nowait(self, chunk: Chunk) -> bool:
+        """``send()`` if it would not wait (True), else nothing (False)."""
+        if not self.results.put_nowait(chunk):
+            return False
+        self.response_bytes += len(chunk.data)
+        return True
 
     def complete(self) -> None:
         """The response ended normally."""
@@ -485,9 +522,10 @@ class Dispatcher:
         self.timeout = timeout
         self._on_timeout = on_timeout
         self._queue: deque[Invocation] = deque()
-        self._pollers: deque[asyncio.Future[Invocation]] = deque()
+        self._pollers: deque[asyncio.Future[Invocation | None]] = deque()
         self._known: dict[str, Invocation] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._running_loop: asyncio.AbstractEventLoop | None = None  # see _loop()
         #: cleared by ``hold()``: invocations queue up, no poller gets one until ``release()``
         self._open = asyncio.Event()
         self._open.set()
@@ -516,6 +554,10 @@ class Dispatcher:
     def release(self) -> None:
         """End a ``hold()``: queued invocations go to whoever polls."""
         self._open.set()
+        while self._queue and self._pollers:
+            invocation = self._queue.popleft()
+            if not invocation.settled:
+                self._offer(invocation, front=True)
 
     @property
     def held(self) -> bool:
@@ -523,31 +565,55 @@ class Dispatcher:
 
     async def next(self) -> Invocation:
         """Wait for the next invocation (no timeout: the runtime long-polls, runtime-api 1)."""
-        await self._open.wait()
-        self._evict_settled()
-        while self._queue:
-            invocation = self._queue.popleft()
-            if not invocation.settled:
-                return invocation
-        waiter: asyncio.Future[Invocation] = asyncio.get_running_loop().create_future()
-        self._pollers.append(waiter)
+        polled = self.poll()
+        if not isinstance(polled, asyncio.Future):
+            return polled
         try:
-            return await waiter
+            invocation = await polled
         except asyncio.CancelledError:
-            # Cancelled after an invocation was handed over but before it was seen: keep it.
-            if waiter.done() and not waiter.cancelled():
-                self.requeue(waiter.result())
+            self.abandon(polled)
             raise
-        finally:
-            if waiter in self._pollers:
-                self._pollers.remove(waiter)
+        assert invocation is not None  # only abandon() or a runtime API poller sets None
+        return invocation
+
+    def poll(self) -> Invocation | asyncio.Future[Invocation | None]:
+        """The next invocation if one is waiting, else a future it will be handed in.
+
+        A poller that gives up on the future (its runtime hung up, its task was cancelled)
+        must ``abandon()`` it; setting the future's result to None first is how a poller
+        says why it woke without an invocation. No task per poll: this runs per invocation.
+        """
+        self._evict_settled()
+        if not self.held:
+            while self._queue:
+                invocation = self._queue.popleft()
+                if not invocation.settled:
+                    return invocation
+        waiter: asyncio.Future[Invocation | None] = self._loop().create_future()
+        self._pollers.append(waiter)
+        return waiter
+
+    def abandon(self, waiter: asyncio.Future[Invocation | None]) -> None:
+        """A poller gives up ``waiter``: an invocation handed to it but not yet seen is
+        put back at the front of the queue."""
+        if waiter in self._pollers:
+            self._pollers.remove(waiter)
+        if waiter.done() and not waiter.cancelled():
+            invocation = waiter.result()
+            if invocation is not None:
+                self.requeue(invocation)
 
     def dispatch(self, invocation: Invocation) -> None:
         """The invocation goes to a runtime now: set its deadline and arm its timer."""
         invocation.dispatched = True
         invocation.deadline_ms = int(time.time() * 1000 + self.timeout * 1000)
         self._known[invocation.request_id] = invocation
-        self._arm(invocation, self.timeout)
+        # The clock restarts now. The timer armed at submit() (earlier, so never later than
+        # this deadline) stays: it re-arms itself for the rest when it fires (see _expire);
+        # cancelling it and arming another would cost two timer operations per invocation.
+        invocation.expires_at = self._loop().time() + self.timeout
+        if invocation.request_id not in self._timers:
+            self._arm(invocation, self.timeout)
 
     def get(self, request_id: str) -> Invocation | None:
         """The dispatched invocation with this id, unless the runtime has moved past it."""
@@ -603,11 +669,18 @@ class Dispatcher:
         # ids are unknown (400 InvalidRequestID), as in RIE where only the current id is valid.
         self._known = {rid: inv for rid, inv in self._known.items() if not inv.settled}
 
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        # Kept once known: get_running_loop() is a getpid() system call (its fork check).
+        loop = self._running_loop
+        if loop is None:
+            loop = self._running_loop = asyncio.get_running_loop()
+        return loop
+
     def _arm(self, invocation: Invocation, seconds: float) -> None:
         old = self._timers.pop(invocation.request_id, None)
         if old is not None:
             old.cancel()
-        loop = asyncio.get_running_loop()
+        loop = self._loop()
         self._timers[invocation.request_id] = loop.call_later(seconds, self._expire, invocation)
 
     def _forget_timer(self, invocation: Invocation) -> None:
@@ -618,6 +691,10 @@ class Dispatcher:
     def _expire(self, invocation: Invocation) -> None:
         self._timers.pop(invocation.request_id, None)
         if invocation.settled:
+            return
+        left = invocation.expires_at - self._loop().time()
+        if invocation.dispatched and left > 0:
+            self._arm(invocation, left)  # dispatched after the timer was armed: time remains
             return
         if not invocation.dispatched:
             invocation.fail(

@@ -119,6 +119,13 @@ _QUALIFIER = re.compile(r"(|[a-zA-Z0-9$_-]+)")
 _QUALIFIER_MAX = 128
 
 
+def _qualifier(request: Request) -> str | None:
+    """The ``Qualifier`` query parameter (None without one; most calls have no query)."""
+    if not request.query:
+        return None
+    return dict(parse_qsl(request.query, keep_blank_values=True)).get("Qualifier")
+
+
 def _check_parameters(route: Route, request: Request, payload: bytes) -> None:
     """Refuse what Lambda refuses before invoking: each a 400 with its error type.
 
@@ -135,7 +142,7 @@ def _check_parameters(route: Route, request: Request, payload: bytes) -> None:
             f"Value '{invocation_type}' at 'invocationType' failed to satisfy constraint:"
             f" Member must satisfy enum value set: [{', '.join(allowed)}]",
         )
-    qualifier = dict(parse_qsl(request.query, keep_blank_values=True)).get("Qualifier", "")
+    qualifier = _qualifier(request) or ""
     if not _QUALIFIER.fullmatch(qualifier) or len(qualifier) > _QUALIFIER_MAX:
         constraint = (
             f"Member must have length less than or equal to {_QUALIFIER_MAX}"
@@ -164,7 +171,7 @@ async def _invocation(hub: Hub, route: Route, request: Request) -> Invocation:
     client_context = _client_context(request)
     payload = await _read_payload(request)
     _check_parameters(route, request, payload)
-    qualifier = dict(parse_qsl(request.query, keep_blank_values=True)).get("Qualifier")
+    qualifier = _qualifier(request)
     arn = hub.config.function_arn + (f":{qualifier}" if qualifier else "")
     # A buffered Invoke of a streaming runtime is capped like any buffered response (3.3.5).
     limit = MAX_PAYLOAD if route.kind == "invoke" else hub.config.stream_limit
@@ -185,8 +192,11 @@ async def handle(hub: Hub, route: Route, request: Request, response: Response) -
         return
     invocation_type = request.header("x-amz-invocation-type") or "RequestResponse"
     try:
-        async with asyncio.timeout(hub.config.timeout):
+        if request.body.done:  # the usual small payload, already whole: no timer needed
             invocation = await _invocation(hub, route, request)
+        else:
+            async with asyncio.timeout(hub.config.timeout):
+                invocation = await _invocation(hub, route, request)
     except TimeoutError:
         message = upload_timeout_message(hub.config.timeout)
         await _aws_error(response, 408, UPLOAD_TIMEOUT, message)

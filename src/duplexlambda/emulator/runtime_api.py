@@ -240,27 +240,35 @@ class RuntimeApi:
                 return
 
     async def _wait_next(self, request: Request) -> Invocation | None:
-        """The next invocation, or None if the runtime hung up while waiting."""
-        poll = asyncio.ensure_future(self._dispatcher.next())
-        gone = asyncio.ensure_future(request.disconnected.wait())
-        try:
-            await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            await self._abandon(poll, gone)
-            raise
-        if request.disconnected.is_set() or not poll.done():
-            await self._abandon(poll, gone)
-            return None
-        gone.cancel()
-        await asyncio.gather(gone, return_exceptions=True)
-        return poll.result()
+        """The next invocation, or None if the runtime hung up while waiting.
 
-    async def _abandon(self, poll: asyncio.Future[Invocation], gone: asyncio.Future[Any]) -> None:
-        poll.cancel()
-        gone.cancel()
-        await asyncio.gather(poll, gone, return_exceptions=True)
-        if poll.done() and not poll.cancelled() and poll.exception() is None:
-            self._dispatcher.requeue(poll.result())
+        One future per poll, woken by the dispatcher or by a hang-up (which sets it to None),
+        no task: this is on every invocation's path.
+        """
+        if request.disconnected.is_set():
+            return None
+        polled = self._dispatcher.poll()
+        if not isinstance(polled, asyncio.Future):
+            return polled
+        waiter = polled
+
+        def hung_up() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        request.on_disconnect(hung_up)
+        try:
+            invocation = await waiter
+        except BaseException:
+            # Cancelled (the server is closing): what was handed over but not seen goes back.
+            self._dispatcher.abandon(waiter)
+            raise
+        finally:
+            request.remove_disconnect(hung_up)
+        if invocation is None or request.disconnected.is_set():
+            self._dispatcher.abandon(waiter)  # (requeues an invocation handed over meanwhile)
+            return None
+        return invocation
 
     async def _deliver(
         self, invocation: Invocation, request: Request, response: Response, wants_stream: bool
@@ -422,21 +430,34 @@ class RuntimeApi:
         """Relay the body; "ended", "truncated" or "too large" (over the stream cap)."""
         bucket = TokenBucket(now=time.monotonic()) if self._throttle else None
         limit = invocation.response_limit
+        body = request.body
         await invocation.send(Head(content_type=_content_type(request), streaming=True))
         while True:
             try:
-                piece = await request.body.read()
+                piece = await body.read()
             except BrokenResourceError:
                 return "truncated"
-            if not piece:
-                return "ended"
-            if limit is not None and invocation.response_bytes + len(piece) > limit:
-                return "too large"
-            if bucket is not None:
-                delay = bucket.reserve(len(piece), time.monotonic())
-                if delay:
-                    await asyncio.sleep(delay)
-            await invocation.send(Chunk(piece))
+            while True:  # this piece, then those that came in the same read, if any
+                if not piece:
+                    return "ended"
+                if limit is not None and invocation.response_bytes + len(piece) > limit:
+                    return "too large"
+                chunk = Chunk(piece)
+                if bucket is not None:
+                    delay = bucket.reserve(len(piece), time.monotonic())
+                    if delay:
+                        await asyncio.sleep(delay)
+                    await invocation.send(chunk)
+                elif not invocation.send_nowait(chunk):
+                    await invocation.send(chunk)  # the caller is behind: wait for it
+                # The hot path: no coroutine, no wake-up per piece already at hand.
+                try:
+                    next_piece = body.read_nowait()
+                except BrokenResourceError:
+                    return "truncated"
+                if next_piece is None:
+                    break
+                piece = next_piece
 
     async def _too_large(
         self,

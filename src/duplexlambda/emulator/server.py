@@ -7,8 +7,10 @@ decoder, trailers kept); this module only moves bytes. What it guarantees:
   response has ended, and bytes that arrive early are held (bounded: reading pauses);
 - the request body is handed over piece by piece as it arrives; reading pauses above a high
   watermark until the consumer drains, so memory stays flat for any upload size;
-- one ``write()`` is one chunk on the wire (no coalescing) and waits while the transport's
-  buffer is above its high watermark;
+- one ``write()`` is one chunk on the wire (chunks are never merged) and waits while the
+  transport's buffer is above its high watermark; what a task writes to a connection in one
+  step of the event loop goes out in one ``writev`` at the end of that step (a "cork"), so a
+  head and its body, or several relayed chunks, cost one system call, not one each;
 - ``TCP_NODELAY`` on every accepted socket: without it two small writes cost a 40 ms
   delayed-ACK stall;
 - head limits answered with 431 / 414 / 400 and a log line, never an exception.
@@ -31,6 +33,7 @@ from duplexlambda.errors import (
     BrokenResourceError,
     ChunkedEncodingError,
     HeadTooLargeError,
+    LocalProtocolError,
     PayloadTooLargeError,
     RemoteProtocolError,
     SingleReader,
@@ -57,6 +60,11 @@ BODY_LOW_WATER = 128 * 1024
 #: Transport write buffer watermarks: ``Response.write`` waits above the high one.
 WRITE_HIGH_WATER = 256 * 1024
 WRITE_LOW_WATER = 64 * 1024
+#: Corked output (see ``HttpServerProtocol.write``) handed to the transport at once past this
+#: many bytes, so that a writer that never yields cannot pile up more than this in Python.
+CORK_LIMIT = 256 * 1024
+#: A body write at least this large is framed without a copy (size line, data, CRLF).
+VIEW_MIN = 8 * 1024
 #: Pipelined bytes held while a response is still being sent, before reading pauses.
 PIPELINE_HOLD = 64 * 1024
 #: An unread request body is drained this far (bytes, seconds) before the connection closes.
@@ -83,6 +91,8 @@ async def read_whole(read: Callable[[], Awaitable[bytes]], limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLargeError(f"body over {limit} bytes", size)
         parts.append(piece)
+    if len(parts) == 1:
+        return parts[0]  # the usual small body: no copy
     return b"".join(parts)
 
 
@@ -120,10 +130,15 @@ class Body:
 
     def _feed(self, pieces: list[memoryview]) -> None:
         for piece in pieces:
-            data = bytes(piece)
+            size = piece.nbytes
+            source = piece.obj
+            # A piece that is a whole read (a Content-Length upload, a chunk larger than the
+            # read) is that read's bytes object: no copy. Any other piece is copied, so that
+            # what is held is what is counted (a view would keep its whole read alive).
+            data = source if type(source) is bytes and len(source) == size else bytes(piece)
             self._pieces.append(data)
-            self._buffered += len(data)
-            self.received += len(data)
+            self._buffered += size
+            self.received += size
             if self.tap is not None:
                 self.tap.mark(data, "in")
         if self._buffered > BODY_HIGH_WATER:
@@ -180,6 +195,30 @@ class Body:
                 self._conn.resume_reading_for("body")
             return piece
 
+    def read_nowait(self) -> bytes | None:
+        """``read()`` if it would not wait (a piece, or ``b""`` at the end), else None.
+
+        For the reader that just had a piece from ``read()``: it takes what arrived with
+        that piece without a coroutine and a wake-up each (the relay's hot path).
+
+        Raises:
+            BrokenResourceError: as ``read()``.
+            BusyResourceError: another task is waiting in ``read()``.
+        """
+        if self._reader.busy:
+            with self._reader:  # raises BusyResourceError, as read() would
+                pass
+        if not self._pieces:
+            if self.error is not None:
+                raise BrokenResourceError(str(self.error)) from self.error
+            return b"" if self.done else None
+        piece = self._pieces.popleft()
+        self.last_piece = piece
+        self._buffered -= len(piece)
+        if self._buffered <= BODY_LOW_WATER:
+            self._conn.resume_reading_for("body")
+        return piece
+
     async def read_all(self, limit: int) -> bytes:
         """The whole body, at most ``limit`` bytes.
 
@@ -225,11 +264,48 @@ class Request:
         #: set when the connection is lost (client hang-up, or the server closing it)
         self.disconnected = asyncio.Event()
         self.received_at = time.monotonic()
+        self._on_disconnect: list[Callable[[], None]] = []
+        self._fields: dict[str, str] | None = None  # header(), built on first use
+
+    def on_disconnect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the connection is lost (at once if it already is).
+
+        A callback, not a task waiting on ``disconnected``: watching a request must not
+        cost a task and its wake-ups on every invocation.
+        """
+        if self.disconnected.is_set():
+            callback()
+        else:
+            self._on_disconnect.append(callback)
+
+    def remove_disconnect(self, callback: Callable[[], None]) -> None:
+        """Forget a callback given to ``on_disconnect`` (no error if it is not there)."""
+        if callback in self._on_disconnect:
+            self._on_disconnect.remove(callback)
+
+    def _disconnect(self) -> None:
+        self.disconnected.set()
+        callbacks, self._on_disconnect = self._on_disconnect, []
+        for callback in callbacks:
+            callback()
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (any case) as text, or None."""
-        value = self.headers.get(name)
-        return None if value is None else value.decode("latin-1")
+        fields = self._fields
+        if fields is None:
+            fields = self._fields = self._index()
+        return fields.get(name.lower())
+
+    def _index(self) -> dict[str, str]:
+        # One pass over the fields as text, first value of each name: the emulator asks
+        # a request for several headers, each otherwise an encode, a lower and a lookup.
+        # (Names are tokens, ASCII only: str.lower() folds them as bytes.lower() would.)
+        fields: dict[str, str] = {}
+        for name, value in self.headers.raw:
+            key = name.decode("latin-1").lower()
+            if key not in fields:
+                fields[key] = value.decode("latin-1")
+        return fields
 
 
 class Response:
@@ -293,7 +369,7 @@ class Response:
             fields.append(("Connection", "close"))
         if self.tap is not None:
             self.headers = fields
-        head = encode_response_head(status, fields, _reason(status))
+        head = render_head(status, fields)
         self._conn.write(head)
         self.started = True
         self.status = status
@@ -303,18 +379,54 @@ class Response:
         """Send ``data`` as one chunk (or raw bytes with Content-Length); wait for drain."""
         if not data:
             return
+        self._put(data)
+        await self._conn.drain()
+
+    @property
+    def writable(self) -> bool:
+        """True while a write would not wait (the client reads as fast as we write)."""
+        return not self._conn.write_paused
+
+    def write_nowait(self, data: Buffer) -> None:
+        """``write()`` for a caller that checked ``writable`` first and calls ``drain()``
+        once it is not: no coroutine per chunk on the relay's hot path.
+
+        Raises:
+            BrokenResourceError: the client has gone.
+        """
+        if data:
+            self._put(data)
+
+    async def drain(self) -> None:
+        """Wait until the client has read enough of what was written.
+
+        Raises:
+            BrokenResourceError: the client has gone.
+        """
+        await self._conn.drain()
+
+    def _put(self, data: Buffer) -> None:
         self.bytes_sent += len(data)
         if self.tap is not None:
             self.tap.mark(data, "out")
         if not (self._head_only or self._no_body):
-            self._conn.write(self._encoder.data(data) if self._encoder else data)
-        await self._conn.drain()
+            encoder = self._encoder
+            if encoder is None:
+                self._conn.write(data)
+            elif (size := _nbytes(data)) >= VIEW_MIN:
+                # Framed without a copy: size line, the data itself, CRLF (one writev).
+                if encoder.ended:
+                    raise LocalProtocolError("chunked body already ended")
+                self._conn.write_parts(encoder.head(size), data, b"\r\n")
+            else:
+                self._conn.write(encoder.data(data))
 
     async def end(self, trailers: Trailers | None = None) -> None:
         """Finish the body (the last-chunk and ``trailers`` when chunked)."""
         if self._encoder is not None and not self._head_only:
             self._conn.write(self._encoder.end(trailers))
         self.ended = True
+        self._conn.flush()  # nothing more comes from this response: no need to wait a pass
         await self._conn.drain()
 
     async def send(self, status: int, headers: HeaderInput, body: bytes = b"") -> None:
@@ -354,6 +466,64 @@ def _target_or_host_error(head: RequestHead) -> str | None:
     return None
 
 
+def _nbytes(data: Buffer) -> int:
+    return data.nbytes if type(data) is memoryview else len(data)
+
+
+#: Status lines already rendered (``HTTP/1.1 200 OK\r\n``...), by status.
+_STATUS_LINES: dict[int, bytes] = {}
+#: ``name: `` prefixes of header names already checked, by name as given (bounded: names can
+#: come from a function's answer).
+_NAME_PREFIXES: dict[bytes | str, bytes] = {}
+_NAME_CACHE_MAX = 1024
+_BAD_NAME_BYTES = frozenset(b" \t:\r\n\x00")
+
+
+def render_head(status: int, fields: list[tuple[bytes | str, bytes | str]]) -> bytes:
+    """``encode_response_head(status, fields, <RFC reason>)``, byte for byte, same errors.
+
+    Per response it only joins: status lines and checked header names are cached (most
+    heads are the emulator's own few shapes), and values are checked all at once, by
+    counting CRs and LFs in the whole head (one pair per line), not field by field.
+
+    Raises:
+        LocalProtocolError: an invalid status, or a header that would break the framing.
+    """
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if not 100 <= status <= 999:
+            raise LocalProtocolError(f"invalid status code {status}")
+        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))
+    parts = [line]
+    lines = 2  # the status line and the blank line
+    for name, value in fields:
+        prefix = _NAME_PREFIXES.get(name)
+        if prefix is None:
+            prefix = _name_prefix(name)
+            if prefix is None:
+                break  # refused below, with the reference's error
+        parts += (prefix, value.encode("latin-1") if isinstance(value, str) else value, b"\r\n")
+        lines += 1
+    else:
+        parts.append(b"\r\n")
+        head = b"".join(parts)
+        if head.count(b"\n") == lines and head.count(b"\r") == lines and b"\x00" not in head:
+            return head
+    # A bad name or value: the reference encoder raises its own error, for the first culprit.
+    encode_response_head(status, fields, _reason(status))
+    raise AssertionError("encode_response_head accepted a head render_head refused")
+
+
+def _name_prefix(name: bytes | str) -> bytes | None:
+    n = name.encode("latin-1") if isinstance(name, str) else name
+    if not n or not _BAD_NAME_BYTES.isdisjoint(n):
+        return None
+    prefix = n + b": "
+    if len(_NAME_PREFIXES) < _NAME_CACHE_MAX:
+        _NAME_PREFIXES[name] = prefix
+    return prefix
+
+
 def _bodiless(status: int) -> bool:
     """Statuses that never carry a body (RFC 9110 15.2, 15.3.5, 15.4.5)."""
     return status < 200 or status in (204, 304)
@@ -371,6 +541,9 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def __init__(self, server: HttpServer) -> None:
         self._server = server
+        # Kept, not looked up per use: asyncio.get_running_loop() costs a getpid() system
+        # call each time (its fork check), several times per request otherwise.
+        self.loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._heads = HeadReader("request")
         self._reader: BodyReader | None = None
@@ -384,6 +557,10 @@ class HttpServerProtocol(asyncio.Protocol):
         self.peer: tuple[str, int] = ("", 0)
         self._head_timer: asyncio.TimerHandle | None = None
         self.half_closed = False  #: the client sent EOF after a whole request
+        # The cork: what was written during this event-loop step, sent by _flush.
+        self._corked: list[Buffer] = []
+        self._corked_size = 0
+        self._flush_handle: asyncio.Handle | None = None
 
     # --- asyncio callbacks ----------------------------------------------------------------
 
@@ -433,6 +610,8 @@ class HttpServerProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._stop_head_timer()
+        self._corked.clear()
+        self._corked_size = 0
         self._server.connections.discard(self)
         for waiter in self._drain_waiters:
             if not waiter.done():
@@ -440,7 +619,12 @@ class HttpServerProtocol(asyncio.Protocol):
         self._drain_waiters.clear()
         if self._request is not None:
             self._request.body._fail(BrokenResourceError("client disconnected"))
-            self._request.disconnected.set()
+            self._request._disconnect()
+
+    @property
+    def write_paused(self) -> bool:
+        """True while the transport's buffer is above its high watermark."""
+        return self._write_paused
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -468,16 +652,73 @@ class HttpServerProtocol(asyncio.Protocol):
                 self._transport.resume_reading()
 
     def write(self, data: Buffer) -> None:
+        """Queue ``data`` for the end of this event-loop step (the cork).
+
+        Everything a task writes before it yields goes out in one ``writelines`` (one
+        ``writev``): a head and its body, a chunk's size line, data and CRLF, or several
+        relayed chunks cost one system call. Nothing waits longer than the current step:
+        the flush runs before the loop next polls for I/O with a timeout.
+        """
         if self._lost or self._transport is None or self._transport.is_closing():
             raise BrokenResourceError("client disconnected")
-        self._transport.write(data)
+        self._cork(data)
+        if self._corked_size >= CORK_LIMIT:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
+
+    def write_parts(self, *parts: Buffer) -> None:
+        """``write`` of several buffers in order, without joining them."""
+        if self._lost or self._transport is None or self._transport.is_closing():
+            raise BrokenResourceError("client disconnected")
+        for part in parts:
+            self._cork(part)
+        if self._corked_size >= CORK_LIMIT:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
+
+    def _cork(self, data: Buffer) -> None:
+        if type(data) is bytes:
+            size = len(data)
+        elif type(data) is memoryview and type(data.obj) is not bytearray:
+            size = data.nbytes
+        else:
+            # A bytearray (or a view of one) may be reused by its writer as soon as write()
+            # returns, before the flush: keep a copy, as a transport would.
+            data = bytes(data)
+            size = len(data)
+        self._corked.append(data)
+        self._corked_size += size
+
+    def flush(self) -> None:
+        """Hand the corked output to the transport now (a response has ended)."""
+        self._flush()
+
+    def _flush(self) -> None:
+        """Hand the corked output to the transport."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        corked = self._corked
+        if not corked:
+            return
+        self._corked = []
+        self._corked_size = 0
+        transport = self._transport
+        if self._lost or transport is None or transport.is_closing():
+            return
+        if len(corked) == 1:
+            transport.write(corked[0])
+        else:
+            transport.writelines(corked)
 
     async def drain(self) -> None:
         if self._lost:
             raise BrokenResourceError("client disconnected")
         if not self._write_paused:
-            return
-        waiter = asyncio.get_running_loop().create_future()
+            return  # (corked output is bounded by CORK_LIMIT: no need to flush it here)
+        waiter = self.loop.create_future()
         self._drain_waiters.append(waiter)
         await waiter
 
@@ -489,6 +730,7 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
+            self._flush()  # what was written goes out before the close
             self._transport.close()
 
     # --- parsing --------------------------------------------------------------------------
@@ -540,6 +782,7 @@ class HttpServerProtocol(asyncio.Protocol):
         )
         if self._transport is None or self._transport.is_closing():
             return
+        self._flush()  # the end of an earlier response, still corked, goes first
         body = reason.encode() + b"\n"
         head = encode_response_head(
             status,
@@ -605,12 +848,14 @@ class HttpServerProtocol(asyncio.Protocol):
         if not (response.ended and response.keep_alive and request.body.done):
             self.close()
             return
-        self._heads = HeadReader("request")
+        # (self._heads is ready for the next head: it keeps nothing once it returned one.)
+        if not self._held:
+            self.resume_reading_for("pipelined")
+            return
         held = bytes(self._held)
         self._held.clear()
         self.resume_reading_for("pipelined")
-        if held:
-            self.data_received(held)
+        self.data_received(held)
 
     async def _linger(self, body: Body) -> None:
         """Drop what is left of a request body (bounded in bytes and time), then close.
@@ -645,10 +890,11 @@ class HttpServer:
         self.connections: set[HttpServerProtocol] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
 
     async def start(self, host: str, port: int) -> None:
         """Listen on ``host:port`` (port 0 picks a free one)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: HttpServerProtocol(self), host, port, reuse_address=True
         )
@@ -662,7 +908,8 @@ class HttpServer:
         return str(sockname[0]), int(sockname[1])
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        loop = self._loop or asyncio.get_running_loop()
+        task = loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
