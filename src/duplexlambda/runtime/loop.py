@@ -71,6 +71,15 @@ INTERNAL_PATHS = (
 #: How much of an error message the runtime's own log line repeats (the report has more).
 LOGGED_MESSAGE = 4096
 
+#: The variables ``LambdaContext`` reads (context.py), read once at start.
+CONTEXT_ENV = (
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+)
+
 #: Seconds past its deadline an invocation may still wait for the Runtime API's answer.
 STALL_GRACE = 2.0
 
@@ -148,8 +157,12 @@ class Runtime:
         self.client = client if client is not None else RuntimeApiClient(config.address)
         self.hooks = hooks if hooks is not None else lifecycle
         self._stopping = False
-        self._polls: set[asyncio.Task[Any]] = set()
+        #: the workers now waiting on ``/next`` (only those are cancelled by ``stop()``)
+        self._polling: set[asyncio.Task[Any]] = set()
         self._workers: list[asyncio.Task[None]] = []
+        self._single = config.concurrency == 1
+        #: the context's fields from the environment, read once: Lambda sets them at start
+        self._context_env = {name: os.environ[name] for name in CONTEXT_ENV if name in os.environ}
         self.exit_code = 0
         #: set once the init hooks have run and the loops poll ``/next``
         self.ready = asyncio.Event()
@@ -187,24 +200,27 @@ class Runtime:
     def stop(self) -> None:
         """Stop polling; in-flight invocations finish first (SIGTERM)."""
         self._stopping = True
-        for poll in list(self._polls):
-            poll.cancel()
+        for worker in list(self._polling):
+            worker.cancel()
 
     def _fatal(self, why: str) -> None:
         log.error("%s: the runtime exits", why)
         self.exit_code = 1
         self._stopping = True
         current = asyncio.current_task()
-        for task in [*self._polls, *self._workers]:
+        for task in self._workers:
             if task is not current:
                 task.cancel()
 
     async def _worker(self) -> None:
+        # The poll is awaited here, not in a task of its own (a task per poll cost an event-loop
+        # pass and ~10 µs); ``stop()`` cancels this worker while it is in ``_polling``.
+        me = asyncio.current_task()
+        assert me is not None
         while not self._stopping:
-            poll = asyncio.get_running_loop().create_task(self.client.next())
-            self._polls.add(poll)
+            self._polling.add(me)
             try:
-                head, conn = await poll
+                head, conn = await self.client.next()
             except asyncio.CancelledError:
                 if self._stopping:
                     return
@@ -220,7 +236,7 @@ class Runtime:
                 await asyncio.sleep(0.1)
                 continue
             finally:
-                self._polls.discard(poll)
+                self._polling.discard(me)
             await self._serve_one(head, conn)
 
     # --- one invocation --------------------------------------------------------------------
@@ -228,8 +244,7 @@ class Runtime:
     async def _serve_one(self, head: InvocationHead, conn: ClientConnection) -> None:
         rid_token = request_id.set(head.request_id)
         trace_token = trace_id.set(head.trace_id)
-        single = self.config.concurrency == 1
-        if single:  # the env var is only safe when one invocation runs at a time
+        if self._single:  # the env var is only safe when one invocation runs at a time
             if head.trace_id:
                 os.environ["_X_AMZN_TRACE_ID"] = head.trace_id
             else:
@@ -268,7 +283,7 @@ class Runtime:
     async def _invoke(self, inv: ServedInvocation) -> None:
         head = inv.head
         try:
-            inv.context = LambdaContext.from_invocation(head)
+            inv.context = LambdaContext.from_invocation(head, self._context_env)
             await inv.read_event(self.style)
             await self._dispatch(inv)
         except Cancelled as why:
@@ -292,7 +307,7 @@ class Runtime:
             # cut us off at the deadline), which the response drops instead of reporting.
             await self._report(inv, exc)
         finally:
-            if inv.res is not None:
+            if inv.res is not None and inv.res.has_on_close:
                 await inv.res.run_on_close()
 
     async def _report(self, inv: ServedInvocation, exc: BaseException | None) -> None:
