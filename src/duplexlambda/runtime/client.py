@@ -152,7 +152,9 @@ class RuntimeApiClient:
         self, request_id: str, content_type: str, first: bytes = b""
     ) -> ClientConnection:
         """Start a streaming ``/response`` on a pooled connection; the head (and ``first``,
-        already framed: the prelude chunks) is sent in one write.
+        already framed: the prelude chunks) is corked: it leaves at the end of this loop
+        iteration with the writes made by then (a small answer: head, prelude, body and end
+        in one send, where each send costs the receiver a wakeup too).
 
         The caller writes chunks, ends the body (``conn.request_ended``), then hands the
         connection to ``finish_stream``; a stream it drops instead it closes.
@@ -161,7 +163,7 @@ class RuntimeApiClient:
         conn = await self._acquire()
         conn.expect_response(b"POST")
         try:
-            conn.write(head + first)
+            conn.write_corked(head + first)
         except BaseException:
             conn.close()
             raise

@@ -373,9 +373,10 @@ class Response:
         conn = await self._start()
         self._check_writable()
         if len(data):
-            conn.write(self._encoder.data(data))
+            conn.write_corked(self._encoder.data(data))
             self.bytes_sent += len(data)
-        await conn.drain()
+        if conn.needs_drain:
+            await conn.drain()
 
     async def writelines(self, chunks: Iterable[Buffer | str]) -> None:
         """Send each item as its own chunk, framed in one batch."""
