@@ -101,6 +101,7 @@ class ServedInvocation:
         self.source: BodySource = BytesSource(b"")
         self.res: Response | None = None
         self._task: asyncio.Task[Any] | None = None
+        self._inline = False
         self._why: str | None = None
 
     def finish(self) -> None:
@@ -192,27 +193,100 @@ class ServedInvocation:
         return self.res
 
     def cancel(self, why: str) -> None:
-        """Cancel the handler task, remembering why."""
-        if self._task is not None and not self._task.done():
-            self._why = self._why or why
-            self._task.cancel()
+        """Cancel the handler, remembering why (only while it runs, and only once)."""
+        task = self._task
+        if task is None or task.done():
+            return
+        if self._inline:
+            if self._why is None:  # one cancel: the uncancel() in run_inline pairs with it
+                self._why = why
+                task.cancel()
+            return
+        self._why = self._why or why
+        task.cancel()
 
-    async def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run the handler with the deadline armed.
+    def _arm_deadline(self, loop: asyncio.AbstractEventLoop) -> asyncio.TimerHandle:
+        remaining = self.head.deadline_ms / 1000 - time.time()
+        delay = remaining - self.runtime.config.deadline_margin
+        return loop.call_later(max(delay, 0.0), self.cancel, "deadline")
+
+    async def run(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        then: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    ) -> Any:
+        """Run the handler in a task of its own, with the deadline armed; then, in the same
+        task, ``then()`` (the response's ``end()``), no longer under the deadline.
+
+        Its own task gives the handler its own copy of the context: a ``ContextVar`` it sets
+        stays with its invocation (as in an ASGI server's task per request). Ending the
+        response in that task lets its last writes and the end leave in one send, and saves
+        the event-loop pass that would wake this caller in between.
 
         Raises:
             Cancelled: the runtime cancelled it (deadline or disconnect).
         """
         loop = asyncio.get_running_loop()
-        self._task = loop.create_task(_guarded(coro))
-        remaining = self.head.deadline_ms / 1000 - time.time()
-        delay = remaining - self.runtime.config.deadline_margin
-        timer = loop.call_later(max(delay, 0.0), self.cancel, "deadline")
+        timer = self._arm_deadline(loop)
+        self._task = task = loop.create_task(self._handle(coro, timer, then))
         try:
-            return await self._task
+            return await task
         except asyncio.CancelledError:
-            if self._why is not None and self._task.cancelled():
+            if self._why is not None and task.cancelled():
                 raise Cancelled(self._why) from None
             raise  # the runtime itself is being cancelled
         finally:
             timer.cancel()
+
+    async def _handle(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        timer: asyncio.TimerHandle,
+        then: Callable[[], Coroutine[Any, Any, None]] | None,
+    ) -> Any:
+        result = await _guarded(coro)
+        # The handler is done: neither the deadline nor a disconnect cancels what follows.
+        timer.cancel()
+        self._task = None
+        if then is not None:
+            await then()
+        return result
+
+    async def run_inline(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run the handler in the calling task, with the deadline armed: no task to create,
+        and no event-loop pass to wake the caller when it returns.
+
+        Cancelling (the deadline, a disconnect) cancels the calling task, as
+        ``asyncio.timeout`` does, and ``uncancel()`` takes it back, so the caller goes on
+        serving. The rules of ``_guarded`` hold: a ``CancelledError`` nobody asked for, a
+        ``GeneratorExit`` and the like are the handler's fault. A ``ContextVar`` the handler
+        sets stays set in the caller's context.
+
+        Raises:
+            Cancelled: the runtime cancelled it (deadline or disconnect).
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self._task, self._inline = task, True
+        timer = self._arm_deadline(asyncio.get_running_loop())
+        try:
+            return await coro
+        except asyncio.CancelledError as exc:
+            if self._why is not None:
+                self._why, why = None, self._why  # taken back below, not in finally
+                if task.uncancel() == 0:
+                    raise Cancelled(why) from None
+                raise  # the runtime itself is being cancelled too
+            if task.cancelling():
+                raise  # the runtime itself is being cancelled
+            raise HandlerFault(exc) from None
+        except (Exception, SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            raise HandlerFault(exc) from None
+        finally:
+            timer.cancel()
+            self._inline = False
+            self._task = None
+            if self._why is not None:  # the handler swallowed the cancel: take it back
+                task.uncancel()

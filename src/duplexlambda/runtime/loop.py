@@ -332,14 +332,15 @@ class Runtime:
         if self.style is Style.DUPLEX:
             req = Request(inv.source, event=inv.event, context=inv.context, http=inv.request)
             res = inv.response()
-            await inv.run(self.handler(req, res))
-            await res.end()
+            await inv.run(self.handler(req, res), then=res.end)
         elif self.style is Style.STREAMING:
             res = inv.response()
-            await inv.run(self.handler(inv.event, res, inv.context))
-            await res.end()
+            await inv.run(self.handler(inv.event, res, inv.context), then=res.end)
         else:
-            result = await inv.run(self._call_buffered(inv))
+            # Awaited in this worker, not in a task of its own: a buffered handler's context
+            # then carries over to this loop's next invocation, as in awslambdaric, which
+            # calls every handler in its one thread.
+            result = await inv.run_inline(self._call_buffered(inv))
             body, content_type = _marshal(result)
             await self.client.post_response(inv.head.request_id, body, content_type)
 

@@ -115,6 +115,12 @@ class ResponseHeaders(MutableMapping[str, str]):
 
 OnClose = Callable[[], Awaitable[None] | None]
 
+#: Framed preludes by (front, status, fields, cookies): most functions answer with a handful
+#: of distinct heads, and building one (front rules, JSON, framing) cost more than the rest of
+#: opening the stream. Cleared when full, so odd heads cannot grow it.
+_PRELUDES: dict[tuple[Front, int, tuple[tuple[str, str], ...], tuple[str, ...]], bytes] = {}
+_PRELUDES_KEPT = 256
+
 
 class Response:
     """The invocation's response as an async writable, in the format its front reads.
@@ -286,10 +292,17 @@ class Response:
 
     def _prelude_frames(self) -> bytes:
         assert self._front is not None
-        prelude = streaming_prelude(self._front, self._status, self._fields(), self._cookies)
-        # Two chunks: cargo-lambda takes the first chunk as the whole prelude (docs/runtime-api.md
-        # P3).
-        return self._encoder.data(encode_prelude(prelude)) + self._encoder.data(DELIMITER)
+        key = (self._front, self._status, tuple(self._fields()), tuple(self._cookies))
+        frames = _PRELUDES.get(key)
+        if frames is None:
+            prelude = streaming_prelude(self._front, self._status, list(key[2]), self._cookies)
+            # Two chunks: cargo-lambda takes the first chunk as the whole prelude
+            # (docs/runtime-api.md P3).
+            frames = self._encoder.data(encode_prelude(prelude)) + self._encoder.data(DELIMITER)
+            if len(_PRELUDES) >= _PRELUDES_KEPT:
+                _PRELUDES.clear()
+            _PRELUDES[key] = frames
+        return frames
 
     def _gather(self) -> BufferedAnswer:
         """A buffered front's answer, begun at the first write (the metadata is fixed then)."""
