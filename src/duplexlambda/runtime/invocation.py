@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
+import queue
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -83,6 +86,78 @@ def call_sync(handler: Callable[..., Any], *args: Any) -> Any:
         raise
     except BaseException as exc:
         raise HandlerFault(exc) from None
+
+
+class HandlerThreads:
+    """The threads blocking handlers run in, so they stall neither the other invocations nor
+    the deadline timer.
+
+    Leaner than ``asyncio.to_thread`` over a ``ThreadPoolExecutor``, which builds a
+    concurrent future (a ``Condition`` and its locks), a work item and a chained asyncio
+    future per call: here a job is one queue entry, and its answer one
+    ``call_soon_threadsafe``. Each call runs in a copy of the caller's context, as with
+    ``to_thread`` (log records name the invocation). A thread is added whenever every
+    thread is busy, so a handler that outlives its cancelled invocation never holds up the
+    next one; the threads are daemons, so such a handler cannot hold up the exit either.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._threads = 0
+        self._busy = 0  # counted on the event loop's thread only
+
+    async def call(self, handler: Callable[..., Any], *args: Any) -> Any:
+        """``call_sync(handler, *args)`` in a thread; cancelling abandons the call (the
+        thread finishes it, the answer is dropped)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if self._busy >= self._threads:
+            self._threads += 1
+            name = f"duplexlambda-handler-{self._threads}"
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+        self._busy += 1
+        self._jobs.put((loop, fut, contextvars.copy_context(), handler, args))
+        return await fut
+
+    def close(self) -> None:
+        """Let the threads end once they are idle."""
+        for _ in range(self._threads):
+            self._jobs.put(None)
+        self._threads = 0
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, fut, ctx, handler, args = job
+            job = None  # hold no reference to the event or the result while idle
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = ctx.run(call_sync, handler, *args)
+            except BaseException as exc:  # handed to the awaiting invocation, as to_thread does
+                error = exc
+            try:
+                loop.call_soon_threadsafe(self._settle, fut, result, error)
+            except RuntimeError:
+                return  # the loop is closed: the runtime has exited
+            del loop, fut, ctx, handler, args, result, error
+
+    def _settle(self, fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+        self._busy -= 1
+        if fut.cancelled():
+            return
+        if error is None:
+            fut.set_result(result)
+        else:
+            fut.set_exception(error)
+
+
+_Job = tuple[
+    asyncio.AbstractEventLoop,
+    "asyncio.Future[Any]",
+    contextvars.Context,
+    Callable[..., Any],
+    tuple[Any, ...],
+]
 
 
 class ServedInvocation:

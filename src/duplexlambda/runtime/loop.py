@@ -53,7 +53,12 @@ from duplexlambda.protocol.runtime_api import (
 )
 from duplexlambda.runtime.client import RuntimeApiClient, RuntimeApiFatalError, RuntimeApiRejected
 from duplexlambda.runtime.connection import ClientConnection
-from duplexlambda.runtime.invocation import Cancelled, HandlerFault, ServedInvocation, call_sync
+from duplexlambda.runtime.invocation import (
+    Cancelled,
+    HandlerFault,
+    HandlerThreads,
+    ServedInvocation,
+)
 from duplexlambda.runtime.request import Request
 
 log = logging.getLogger("duplexlambda")
@@ -161,6 +166,8 @@ class Runtime:
         self._polling: set[asyncio.Task[Any]] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._single = config.concurrency == 1
+        self._is_async = asyncio.iscoroutinefunction(handler)  # inspect once, not per call
+        self._threads = HandlerThreads()
         #: the context's fields from the environment, read once: Lambda sets them at start
         self._context_env = {name: os.environ[name] for name in CONTEXT_ENV if name in os.environ}
         self.exit_code = 0
@@ -190,6 +197,7 @@ class Runtime:
             await asyncio.gather(*self._workers)
         finally:
             self.client.close()
+            self._threads.close()
             for hook in [*own.shutdown, *self.hooks.shutdown]:
                 try:
                     await hook()
@@ -345,11 +353,11 @@ class Runtime:
             await self.client.post_response(inv.head.request_id, body, content_type)
 
     def _call_buffered(self, inv: ServedInvocation) -> Coroutine[Any, Any, Any]:
-        if asyncio.iscoroutinefunction(self.handler):
+        if self._is_async:
             coro: Coroutine[Any, Any, Any] = self.handler(inv.event, inv.context)
             return coro
         # A blocking handler must not stall other invocations or the deadline timer.
-        return asyncio.to_thread(call_sync, self.handler, inv.event, inv.context)
+        return self._threads.call(self.handler, inv.event, inv.context)
 
 
 _JSON = msgspec.json.Encoder(decimal_format="number")
