@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 import time
 from typing import Any
 
 import pytest
 
-from duplexlambda.context import LambdaContext
+from duplexlambda.context import LambdaContext, request_id
 from duplexlambda.handler import buffered
 from duplexlambda.streams import Request, Response
 
@@ -115,3 +116,30 @@ async def test_streamed_handlers_keep_their_own_context(api: FakeRuntimeApi) -> 
         for _ in range(2):
             inv = api.add(Invocation())
             assert (await api.result(inv.request_id)).body == b"unset"
+
+
+async def test_blocking_handlers_see_their_invocation_and_never_wait_for_a_stuck_one(
+    api: FakeRuntimeApi,
+) -> None:
+    # A handler past its deadline keeps its thread; the next invocation gets another.
+    stuck = threading.Event()
+    seen: list[tuple[str | None, str]] = []
+
+    def handler(event: Any, context: LambdaContext) -> Any:
+        seen.append((request_id.get(), threading.current_thread().name))
+        if event == "stuck":
+            stuck.wait(10)
+        return "ok"
+
+    try:
+        async with running(handler, api, deadline_margin=0.1):
+            first = api.add(Invocation(body=b'"stuck"', deadline_ms=int(time.time() * 1000) + 300))
+            got = await api.result(first.request_id)
+            assert got.header("Lambda-Runtime-Function-Error-Type") == "Function.Timeout"
+            second = api.add(Invocation(body=b'"quick"'))
+            assert (await api.result(second.request_id)).body == b'"ok"'
+    finally:
+        stuck.set()
+    assert [rid for rid, _ in seen] == [first.request_id, second.request_id]
+    assert seen[0][1] != seen[1][1]
+    assert all(name.startswith("duplexlambda-handler-") for _, name in seen)
