@@ -78,6 +78,8 @@ class ChunkDecoder(_PyChunkDecoder):
     def trailers(self) -> list[tuple[bytes, bytes]]:
         """Trailer fields in wire order, names as sent, values without surrounding OWS."""
         d = self._d
+        if not d.n_trailers:
+            return []  # the usual end: no cffi buffer to build
         raw = ffi.buffer(d.trailers, d.trailer_len)[:]
         fields = d.fields
         return [

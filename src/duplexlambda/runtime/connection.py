@@ -306,6 +306,15 @@ class ClientConnection(asyncio.Protocol):
 
     async def read_all(self, limit: int | None = None) -> bytes:
         """The whole response body (at most ``limit`` bytes)."""
+        if self._body_done and self._error is None and not self._paused:
+            # All of it is here already (the small answers that dominate): no read() calls.
+            with self._reader:
+                data = b"".join(self._pieces)
+                self._pieces.clear()
+                self._buffered = 0
+            if limit is not None and len(data) > limit:
+                raise RemoteProtocolError(f"response body larger than {limit} bytes")
+            return data
         parts = []
         size = 0
         while piece := await self.read():
