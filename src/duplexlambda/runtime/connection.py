@@ -282,6 +282,25 @@ class ClientConnection(asyncio.Protocol):
             self._head_waiter = self._loop.create_future()
         return await self._head_waiter
 
+    def read_nowait(self) -> memoryview | bytes | None:
+        """What ``read()`` would return at once, without a coroutine; None when it would
+        wait, raise, or another task is reading (then ``read()`` says why)."""
+        if self._reader.busy:
+            return None
+        if self._pieces:
+            return self._take()
+        if self._body_done and self._error is None:
+            return b""
+        return None
+
+    def _take(self) -> memoryview | bytes:
+        piece = self._pieces.popleft()
+        self._buffered -= len(piece)
+        if self._paused and self._buffered <= READ_LOW and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return piece
+
     async def read(self) -> memoryview | bytes:
         """The next piece of the response body, ``b""`` at its end.
 
@@ -297,12 +316,7 @@ class ClientConnection(asyncio.Protocol):
                     raise self._error
                 self._data_waiter = self._loop.create_future()
                 await self._data_waiter
-            piece = self._pieces.popleft()
-            self._buffered -= len(piece)
-            if self._paused and self._buffered <= READ_LOW and self.transport is not None:
-                self._paused = False
-                self.transport.resume_reading()
-            return piece
+            return self._take()
 
     async def read_all(self, limit: int | None = None) -> bytes:
         """The whole response body (at most ``limit`` bytes)."""

@@ -101,6 +101,9 @@ class NextBody(BodySource):
             raise ClosedResourceError(_ENDED)
         if self._first:
             return self._first.pop(0)
+        piece = self._conn.read_nowait()  # the usual case: the bytes are already here
+        if piece is not None:
+            return piece
         try:
             return await self._conn.read()
         except (RemoteProtocolError, BrokenResourceError) as exc:
@@ -289,19 +292,20 @@ class Request:
             del self._buf[: end + 1]
             return data
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
         """The body chunk by chunk, as it arrives."""
-        if self._buf:
-            data = bytes(self._buf)
-            self._buf.clear()
-            yield data
-        while True:
-            with self._reader:
-                piece = b"" if self._eof else await self._source.next_piece()
-            if not piece:
-                self._eof = True
-                return
-            yield bytes(piece)
+        # An iterator object, not an async generator: asyncio registers every async
+        # generator (a WeakSet entry and a finalizer hook per ``async for``).
+        return _Pieces(self)
+
+    async def _next_piece(self) -> bytes | None:
+        """The next piece for ``async for``; None at the end of the body."""
+        with self._reader:
+            piece = b"" if self._eof else await self._source.next_piece()
+        if not piece:
+            self._eof = True
+            return None
+        return bytes(piece)
 
     async def lines(self, encoding: str = "utf-8") -> AsyncIterator[str]:
         """Decoded lines without their line ending; a last line without ``\\n`` counts."""
@@ -315,3 +319,26 @@ class Request:
     async def json(self) -> Any:
         """The whole body as JSON (msgspec)."""
         return msgspec.json.decode(await self.read())
+
+
+class _Pieces(AsyncIterator[bytes]):
+    """``async for piece in req``: what ``read()``s left buffered first, then each piece."""
+
+    __slots__ = ("_first", "_req")
+
+    def __init__(self, req: Request) -> None:
+        self._req = req
+        self._first = True
+
+    async def __anext__(self) -> bytes:
+        req = self._req
+        if self._first:
+            self._first = False
+            if req._buf:
+                data = bytes(req._buf)
+                req._buf.clear()
+                return data
+        piece = await req._next_piece()
+        if piece is None:
+            raise StopAsyncIteration
+        return piece
