@@ -9,11 +9,12 @@ import time
 
 import pytest
 
+from duplexlambda.protocol.prelude import DELIMITER
 from duplexlambda.runtime import loop
 from duplexlambda.streams import Request, Response
 
 from ..support.fake_api import FakeRuntimeApi, Invocation, Received
-from .test_runtime_wire import running
+from .test_runtime_wire import running, stream_invocation
 
 pytestmark = pytest.mark.asyncio
 
@@ -107,3 +108,29 @@ async def test_cut_stream_is_not_reused(api: FakeRuntimeApi) -> None:
     assert first.path.endswith(f"{cut.request_id}/response")
     assert second.complete
     assert second.connection != first.connection
+
+
+@pytest.mark.parametrize("upload", [[b"up", b"load"], []], ids=["upload", "no-upload"])
+async def test_a_request_stream_read_to_its_end_lends_its_connection(
+    api: FakeRuntimeApi, upload: list[bytes]
+) -> None:
+    # The /next body is handed back once read to its end (or at once when it has no
+    # upload), so the response stream and the next poll reuse it: one connection in all.
+    async with running(echo, api):
+        for _ in range(3):
+            inv = api.add(stream_invocation(upload))
+            got = await api.result(inv.request_id)
+            assert got.body.endswith(b"".join(upload) or DELIMITER)
+    assert api.connections == 1
+
+
+async def test_a_late_read_after_the_end_is_still_the_end(api: FakeRuntimeApi) -> None:
+    async def handler(req: Request, res: Response) -> None:
+        body = await req.read()
+        assert await req.read() == b""
+        await res.end(body + await Request(req._source).read())  # a second reader, at the end
+
+    async with running(handler, api):
+        inv = api.add(stream_invocation([b"abc"]))
+        got = await api.result(inv.request_id)
+    assert got.body.endswith(b"abc")

@@ -282,6 +282,11 @@ class ClientConnection(asyncio.Protocol):
             self._head_waiter = self._loop.create_future()
         return await self._head_waiter
 
+    @property
+    def at_body_end(self) -> bool:
+        """True when the response body has ended cleanly and every piece has been read."""
+        return self._body_done and self._error is None and not self._pieces
+
     def read_nowait(self) -> memoryview | bytes | None:
         """What ``read()`` would return at once, without a coroutine; None when it would
         wait, raise, or another task is reading (then ``read()`` says why)."""

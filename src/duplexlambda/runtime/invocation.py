@@ -225,6 +225,7 @@ class ServedInvocation:
         self.event = decoder.prelude
         self._read_front(style)
         self.next_body.push_back(first)
+        self.next_body.settle_if_ended()
         self.source = self.next_body
 
     async def _buffer_stream_body(self) -> None:
