@@ -10,7 +10,10 @@ import time
 import pytest
 
 from duplexlambda.protocol.prelude import DELIMITER
+from duplexlambda.protocol.runtime_api import RuntimeApiAddress
 from duplexlambda.runtime import loop
+from duplexlambda.runtime.client import RuntimeApiClient
+from duplexlambda.runtime.connection import ClientConnection
 from duplexlambda.streams import Request, Response
 
 from ..support.fake_api import FakeRuntimeApi, Invocation, Received
@@ -134,3 +137,50 @@ async def test_a_late_read_after_the_end_is_still_the_end(api: FakeRuntimeApi) -
         inv = api.add(stream_invocation([b"abc"]))
         got = await api.result(inv.request_id)
     assert got.body.endswith(b"abc")
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.sent = b""
+        self.closed = False
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def write(self, data: bytes) -> None:
+        self.sent += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+    def set_write_buffer_limits(self, high: int, low: int) -> None:
+        pass
+
+
+ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}"
+
+
+@pytest.mark.parametrize("answer_first", [False, True])
+async def test_an_answer_before_the_end_of_the_body_closes_the_stream(answer_first: bool) -> None:
+    # A server that answered before our body ended may not have read all of it: the
+    # connection could hold the rest, so it is never pooled.
+    transport = _Transport()
+    conn = ClientConnection()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+
+    async def connector(address: RuntimeApiAddress) -> ClientConnection:
+        return conn
+
+    client = RuntimeApiClient(RuntimeApiAddress.parse("127.0.0.1:9001"), connector=connector)
+    stream = await client.open_stream("rid", "text/plain")
+    if answer_first:
+        conn.data_received(ACCEPTED)
+    conn.end_request(b"0\r\n\r\n")
+    if not answer_first:
+        conn.data_received(ACCEPTED)
+    await client.finish_stream(stream)
+    assert transport.closed is answer_first
+    assert (client._idle == [conn]) is not answer_first
