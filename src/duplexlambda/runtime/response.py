@@ -118,7 +118,8 @@ OnClose = Callable[[], Awaitable[None] | None]
 #: Framed preludes by (front, status, fields, cookies): most functions answer with a handful
 #: of distinct heads, and building one (front rules, JSON, framing) cost more than the rest of
 #: opening the stream. Cleared when full, so odd heads cannot grow it.
-_PRELUDES: dict[tuple[Front, int, tuple[tuple[str, str], ...], tuple[str, ...]], bytes] = {}
+_PreludeKey = tuple[Front, int, tuple[tuple[str, str], ...], tuple[str, ...]]
+_PRELUDES: dict[_PreludeKey, bytes] = {}
 _PRELUDES_KEPT = 256
 
 
@@ -292,16 +293,22 @@ class Response:
 
     def _prelude_frames(self) -> bytes:
         assert self._front is not None
-        key = (self._front, self._status, tuple(self._fields()), tuple(self._cookies))
-        frames = _PRELUDES.get(key)
+        fields = self._fields()
+        key: _PreludeKey = (self._front, self._status, tuple(fields), tuple(self._cookies))
+        cacheable = True
+        try:
+            frames = _PRELUDES.get(key)
+        except TypeError:  # a value that is not hashable (not a str): built every time
+            frames, cacheable = None, False
         if frames is None:
-            prelude = streaming_prelude(self._front, self._status, list(key[2]), self._cookies)
+            prelude = streaming_prelude(self._front, self._status, fields, self._cookies)
             # Two chunks: cargo-lambda takes the first chunk as the whole prelude
             # (docs/runtime-api.md P3).
             frames = self._encoder.data(encode_prelude(prelude)) + self._encoder.data(DELIMITER)
-            if len(_PRELUDES) >= _PRELUDES_KEPT:
-                _PRELUDES.clear()
-            _PRELUDES[key] = frames
+            if cacheable:
+                if len(_PRELUDES) >= _PRELUDES_KEPT:
+                    _PRELUDES.clear()
+                _PRELUDES[key] = frames
         return frames
 
     def _gather(self) -> BufferedAnswer:
