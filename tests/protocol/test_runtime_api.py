@@ -165,3 +165,58 @@ def test_parse_next_relative_deadline_and_missing_id() -> None:
     assert head.content_type == "application/json"
     with pytest.raises(RemoteProtocolError, match="Request-Id"):
         wire.parse_next(Headers([]), now_ms=0)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [ADDR, RuntimeApiAddress.parse("http://[::1]:8080/.rt/fn"), RuntimeApiAddress.parse("h:1")],
+)
+def test_request_heads_are_the_builders_bytes(address: RuntimeApiAddress) -> None:
+    heads = wire.RequestHeads(address)
+    assert heads.next == wire.next_request(address)
+    for rid, size, ctype in [("id-1", 12, "application/json"), ("x", 0, "text/plain; a=b")]:
+        assert heads.response(rid, size, ctype) == wire.response_request(address, rid, size, ctype)
+        assert heads.streaming_response(rid, ctype) == wire.streaming_response_request(
+            address, rid, ctype
+        )
+        assert heads.error(rid, "ValueError", size) == wire.error_request(
+            address, rid, "ValueError", size
+        )
+    assert heads.error(None, "E", 2, b'{"x":1}') == wire.error_request(
+        address, None, "E", 2, b'{"x":1}'
+    )
+    assert heads.error("r", "E", 2, b'{"x":1}') == wire.error_request(
+        address, "r", "E", 2, b'{"x":1}'
+    )
+
+
+@pytest.mark.parametrize("rid", ["a/b", "a b", "a?b", "", "a\r\nX: y", "%2e%2e"])
+def test_request_heads_check_the_request_id(rid: str) -> None:
+    heads = wire.RequestHeads(ADDR)
+    with pytest.raises(LocalProtocolError):
+        heads.response(rid, 0, "x")
+    with pytest.raises(LocalProtocolError):
+        heads.streaming_response(rid, "x")
+
+
+@pytest.mark.parametrize("value", ["a\r\nX: y", "a\x00", "caf\u00e9\u20ac"])
+def test_request_heads_check_repeated_values(value: str) -> None:
+    heads = wire.RequestHeads(ADDR)
+    for _ in range(2):  # the second time from the cache of checked values
+        with pytest.raises((LocalProtocolError, UnicodeEncodeError)):
+            heads.streaming_response("r", value)
+        with pytest.raises((LocalProtocolError, UnicodeEncodeError)):
+            heads.error("r", value, 1)
+
+
+def test_parse_next_keeps_the_first_of_repeated_fields() -> None:
+    headers = Headers(
+        [
+            (b"Lambda-Runtime-Aws-Request-Id", b"first"),
+            (b"LAMBDA-RUNTIME-AWS-REQUEST-ID", b"second"),
+            (b"content-type", b"text/plain"),
+            (b"Content-Type", b"application/json"),
+        ]
+    )
+    head = wire.parse_next(headers, now_ms=0)
+    assert (head.request_id, head.content_type) == ("first", "text/plain")

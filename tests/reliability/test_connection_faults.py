@@ -46,6 +46,9 @@ async def test_emulator_cuts_the_response_connection_mid_body() -> None:
         # reset), while the invocation is still open.
         inv = s.emulator.dispatcher.get(ids[0])
         assert inv is not None
+        # The runtime has sent the stream; wait until the emulator relays it (and so can
+        # cut it): the bytes cross a socket first.
+        await _settle(lambda: inv.response_bytes > 0)
         inv.close_runtime_connections()
         reply = await faulty
         record = await record_of(s, inv.request_id)

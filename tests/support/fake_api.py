@@ -33,6 +33,8 @@ class Received:
     #: (monotonic time, bytes) as they came off the socket
     arrivals: list[tuple[float, bytes]] = field(default_factory=list)
     complete: bool = False
+    #: which accepted connection it came on (0, 1, 2... in the order they were opened)
+    connection: int = -1
 
     @property
     def path(self) -> str:
@@ -75,6 +77,10 @@ class FakeRuntimeApi:
         #: answer this many /next polls with an empty 204 first (cargo-lambda does, docs/runtime-
         #: api.md P3)
         self.idle_204 = 0
+        #: request ids whose post is read but never answered (a stalled Runtime API)
+        self.never_answer: set[str] = set()
+        #: connections accepted so far
+        self.connections = 0
         self.address = ""
 
     async def __aenter__(self) -> FakeRuntimeApi:
@@ -110,11 +116,14 @@ class FakeRuntimeApi:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        connection = self.connections
+        self.connections += 1
         try:
             while True:
                 rec = await self._read_request(reader)
                 if rec is None:
                     return
+                rec.connection = connection
                 self.received.append(rec)
                 if rec.head.method == b"GET" and rec.path.endswith("/invocation/next"):
                     await self._send_next(writer)
@@ -224,6 +233,8 @@ class FakeRuntimeApi:
 
     async def _answer_post(self, rec: Received, writer: asyncio.StreamWriter) -> None:
         rid = rec.path.split("/invocation/")[-1].split("/")[0] if "/invocation/" in rec.path else ""
+        if rid in self.never_answer:
+            await asyncio.Event().wait()  # until the runtime gives up and closes
         status, body = self.status_for.get(rid, (202, b'{"status":"OK"}\n'))
         writer.write(
             b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"

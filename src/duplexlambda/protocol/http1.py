@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httptools
 
@@ -103,12 +103,19 @@ class ResponseHead:
     reason: bytes = b""
 
 
-@dataclass
 class _Collector:
-    headers: HeaderPairs = field(default_factory=list)
-    url: bytes = b""
-    status: bytes = b""
-    complete: bool = False
+    """httptools' callbacks for one head (a slotted class: one is built per head parsed)."""
+
+    __slots__ = ("complete", "headers", "keep_alive", "parser", "status", "too_many", "url")
+
+    def __init__(self) -> None:
+        self.headers: HeaderPairs = []
+        self.url = b""
+        self.status = b""
+        self.complete = False
+        self.too_many = False
+        self.keep_alive = True
+        self.parser: httptools.HttpRequestParser | httptools.HttpResponseParser | None = None
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -116,17 +123,12 @@ class _Collector:
     def on_status(self, status: bytes) -> None:
         self.status += status
 
-    too_many: bool = False
-
     def on_header(self, name: bytes, value: bytes) -> None:
         # Raising here would reach us wrapped as an opaque httptools callback error.
         if len(self.headers) >= MAX_HEADERS:
             self.too_many = True
         else:
             self.headers.append((name, value))
-
-    keep_alive: bool = True
-    parser: httptools.HttpRequestParser | httptools.HttpResponseParser | None = None
 
     def on_headers_complete(self) -> None:
         self.complete = True
@@ -156,8 +158,12 @@ class HeadReader:
         """Add ``data``; return the head when the blank line that ends it has arrived."""
         start = max(0, len(self._buf) - 3)
         self._buf += data
-        self._refuse_bare_lf(start)
         end = self._buf.find(b"\r\n\r\n", start)
+        # Every LF of the head after a CR (the usual case) is checked in two C scans; the body
+        # after the head may hold any LF.
+        limit = len(self._buf) if end < 0 else end + 4
+        if self._buf.count(b"\n", start, limit) != self._buf.count(b"\r\n", start, limit):
+            self._refuse_bare_lf(start)
         if end < 0:
             if len(self._buf) > self._max:
                 raise HeadTooLargeError(f"message head larger than {self._max} bytes")
@@ -303,6 +309,20 @@ class EOFReader(BodyReader):
         self._closed = True
 
 
+def _framing_fields(headers: Headers) -> tuple[list[bytes], set[bytes]]:
+    """The ``Transfer-Encoding`` codings (lowercased) and the ``Content-Length`` values, as
+    ``get_list`` splits them, in one pass over the fields (building the headers' lookup index
+    for two names cost more than the rest of the framing)."""
+    codings: list[bytes] = []
+    lengths: set[bytes] = set()
+    for name, value in headers.raw:
+        if len(name) == 17 and name.lower() == b"transfer-encoding":
+            codings += [item.strip().lower() for item in value.split(b",") if item.strip()]
+        elif len(name) == 14 and name.lower() == b"content-length":
+            lengths.update(item.strip() for item in value.split(b",") if item.strip())
+    return codings, lengths
+
+
 def body_reader(head: RequestHead | ResponseHead, *, request_method: bytes = b"GET") -> BodyReader:
     """Pick the body framing of a message (RFC 9112 6.3).
 
@@ -313,13 +333,12 @@ def body_reader(head: RequestHead | ResponseHead, *, request_method: bytes = b"G
         request_method == b"HEAD" or head.status in (204, 304) or 100 <= head.status < 200
     ):
         return LengthReader(0)
-    codings = [c.lower() for c in head.headers.get_list(b"transfer-encoding")]
+    codings, lengths = _framing_fields(head.headers)
     if codings:
         # llhttp already refused Transfer-Encoding together with Content-Length.
         if codings != [b"chunked"]:
             raise RemoteProtocolError(f"unsupported transfer-coding {codings!r}")
         return ChunkedReader()
-    lengths = set(head.headers.get_list(b"content-length"))
     if len(lengths) > 1:
         raise RemoteProtocolError("conflicting Content-Length values")
     if lengths:

@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from duplexlambda.errors import RemoteProtocolError
+
 # The /next side and printable text live in light modules of their own (cold start);
 # re-exported here for the rest of the package.
 from . import invocation_head, text
-from .http1 import encode_request_head
+from .http1 import Headers, encode_request_head
 
 H_ARN = invocation_head.H_ARN
 H_CLIENT_CONTEXT = invocation_head.H_CLIENT_CONTEXT
@@ -29,7 +31,6 @@ H_REQUEST_ID = invocation_head.H_REQUEST_ID
 H_TENANT = invocation_head.H_TENANT
 H_TRACE = invocation_head.H_TRACE
 InvocationHead = invocation_head.InvocationHead
-parse_next = invocation_head.parse_next
 printable = text.printable
 safe_str = text.safe_str
 
@@ -205,6 +206,87 @@ def error_request(
     return encode_request_head("POST", address.path(endpoint), headers)
 
 
+class RequestHeads:
+    """The per-invocation request heads of one address, from templates built once.
+
+    The ``/response`` and ``/error`` heads of two invocations differ only in the request id
+    (and the body's length and type): rendering them field by field costs several times
+    more than formatting a template. Every head is byte for byte what the builder functions
+    above return (tests/protocol compare them); validation is the same, and content types,
+    which repeat, are checked once each.
+    """
+
+    def __init__(self, address: RuntimeApiAddress) -> None:
+        self.next = next_request(address)
+        base = f"Host: {address.host_header}\r\nUser-Agent: {USER_AGENT}\r\n".encode("latin-1")
+        invocation = address.path("/runtime/invocation/").encode("latin-1")
+        self._post = b"POST " + invocation
+        self._response_tail = b"/response HTTP/1.1\r\n" + base
+        self._error_tail = b"/error HTTP/1.1\r\n" + base
+        self._stream_host = f"/response HTTP/1.1\r\nHost: {address.host_header}\r\n".encode(
+            "latin-1"
+        )
+        self._stream_rest = (
+            f"\r\nTransfer-Encoding: chunked\r\nTrailer: {H_ERROR_TYPE}, {H_ERROR_BODY}\r\n\r\n"
+        ).encode("latin-1")
+        self._address = address
+        self._types: dict[str, bytes] = {}
+
+    def _field(self, value: str) -> bytes:
+        """A header value that repeats (a content type, an error type), checked once."""
+        checked = self._types.get(value)
+        if checked is None:
+            # The builder's checks: latin-1 and no CR, LF or NUL.
+            encode_request_head("GET", "/", [("X", value)])
+            checked = value.encode("latin-1")
+            if len(self._types) < 64:
+                self._types[value] = checked
+        return checked
+
+    def _id(self, request_id: str) -> bytes:
+        return _check_request_id(request_id).encode("latin-1")
+
+    def response(self, request_id: str, body_len: int, content_type: str) -> bytes:
+        """Same as ``response_request``."""
+        return b"%s%s%sContent-Type: %s\r\nContent-Length: %d\r\n\r\n" % (
+            self._post,
+            self._id(request_id),
+            self._response_tail,
+            self._field(content_type),
+            body_len,
+        )
+
+    def streaming_response(self, request_id: str, content_type: str) -> bytes:
+        """Same as ``streaming_response_request``."""
+        return b"%s%s%s%s: streaming\r\nContent-Type: %s%s" % (
+            self._post,
+            self._id(request_id),
+            self._stream_host,
+            H_RESPONSE_MODE.encode("latin-1"),
+            self._field(content_type),
+            self._stream_rest,
+        )
+
+    def error(
+        self,
+        request_id: str | None,
+        error_type: str,
+        body_len: int,
+        xray_cause: bytes | None = None,
+    ) -> bytes:
+        """Same as ``error_request``; the rare cases (init errors, X-Ray causes) use it."""
+        if request_id is None or xray_cause is not None:
+            return error_request(self._address, request_id, error_type, body_len, xray_cause)
+        return b"%s%s%sContent-Type: application/json\r\n%s: %s\r\nContent-Length: %d\r\n\r\n" % (
+            self._post,
+            self._id(request_id),
+            self._error_tail,
+            H_ERROR_TYPE.encode("latin-1"),
+            self._field(error_type),
+            body_len,
+        )
+
+
 # --- error payloads --------------------------------------------------------------------------
 
 
@@ -335,3 +417,69 @@ def error_trailers(payload: ErrorPayload) -> list[tuple[str, str]]:
     """
     body = base64.b64encode(_fit_for_trailer(payload)).decode("ascii")
     return [(H_ERROR_TYPE, payload.errorType), (H_ERROR_BODY, body)]
+
+
+# --- the /next response ----------------------------------------------------------------------
+
+
+#: The ``/next`` header fields read, lowercased, each to its slot in ``parse_next``.
+_NEXT_FIELDS = {
+    name.lower().encode("latin-1"): slot
+    for slot, name in enumerate(
+        (
+            H_REQUEST_ID,
+            H_DEADLINE,
+            H_ARN,
+            H_TRACE,
+            H_CLIENT_CONTEXT,
+            H_COGNITO,
+            H_TENANT,
+            "Content-Type",
+        )
+    )
+}
+
+
+def parse_next(headers: Headers, now_ms: int) -> InvocationHead:
+    """Read the invocation's metadata from the ``/next`` response headers.
+
+    One pass over the fields, keeping the first of each name (as ``Headers.get`` does):
+    building the headers' lookup index first cost more than the whole parse. The blocking
+    engine reads its own fields with ``invocation_head.parse_next``; both give the same head.
+
+    Args:
+        headers: the response headers.
+        now_ms: the current epoch time in ms; used when an emulator sends no deadline.
+
+    Raises:
+        RemoteProtocolError: no request id (aws-lambda-cpp fails ``next`` then too).
+    """
+    found: list[bytes | None] = [None] * len(_NEXT_FIELDS)
+    for name, value in headers.raw:
+        slot = _NEXT_FIELDS.get(name.lower())
+        if slot is not None and found[slot] is None:
+            found[slot] = value
+    rid, raw_deadline, arn, trace, client_context, cognito, tenant, ctype = found
+    request_id = rid.decode("latin-1") if rid else ""
+    if not request_id:
+        raise RemoteProtocolError(f"/next response without {H_REQUEST_ID}")
+    try:
+        deadline = int(raw_deadline or b"")
+    except ValueError:
+        deadline = 0
+    # cargo-lambda sends a constant 600000 (not an epoch, docs/runtime-api.md P3): read small values
+    # as relative.
+    if deadline < 10**12:
+        deadline = now_ms + (deadline or 900_000)
+    return InvocationHead(
+        request_id=request_id,
+        deadline_ms=deadline,
+        invoked_function_arn=arn.decode("latin-1") if arn else "",
+        trace_id=trace.decode("latin-1") if trace else None,
+        # JSON documents: UTF-8 when a platform sends raw non-ASCII; undecodable bytes become
+        # U+FFFD instead of failing the whole /next (the context parser judges the rest).
+        client_context=client_context.decode("utf-8", "replace") if client_context else None,
+        cognito_identity=cognito.decode("utf-8", "replace") if cognito else None,
+        tenant_id=tenant.decode("latin-1") if tenant else None,
+        content_type=(ctype or b"application/json").decode("latin-1"),
+    )

@@ -1,7 +1,8 @@
 """The Runtime API client: one method per endpoint, over ``transport`` connections.
 
-Keep-alive connections serve ``/next`` and buffered posts; every streaming ``/response`` gets
-a fresh connection that is closed after its 202 (docs/runtime-api.md §3.3.2). Any 2xx counts as
+Keep-alive connections serve ``/next``, buffered posts and streaming ``/response``s alike, as
+Node's keep-alive agent does for its streams (docs/runtime-api.md §3.3.2); a connection goes
+back to the pool only when its last exchange ended cleanly on both sides. Any 2xx counts as
 accepted (cargo-lambda answers 200, Lambda 202); a 500 means the environment is broken and
 the runtime must exit (``RuntimeApiFatalError``).
 """
@@ -52,7 +53,9 @@ class RuntimeApiClient:
         #: opens a connection; ``duplexlambda.testing`` swaps in in-memory pipes
         self._connect = connector
         self._idle: list[ClientConnection] = []
-        self._next_request = wire.next_request(address)  # the same bytes every poll
+        #: request heads from templates: only the request id changes between invocations
+        self._heads = wire.RequestHeads(address)
+        self._next_request = self._heads.next  # the same bytes every poll
 
     async def _acquire(self) -> ClientConnection:
         while self._idle:
@@ -135,45 +138,58 @@ class RuntimeApiClient:
             RuntimeApiRejected: e.g. 413 for a response over 6 MB (do not post /error then).
             RuntimeApiFatalError: 500.
         """
-        await self._post(
-            wire.response_request(self.address, request_id, len(body), content_type), body
-        )
+        await self._post(self._heads.response(request_id, len(body), content_type), body)
 
     async def post_error(
         self, request_id: str | None, payload: ErrorPayload, xray_cause: bytes | None = None
     ) -> None:
         """``POST /invocation/{id}/error``, or ``/init/error`` when ``request_id`` is None."""
         body = wire.encode_error(payload)
-        head = wire.error_request(
-            self.address, request_id, payload.errorType, len(body), xray_cause
-        )
+        head = self._heads.error(request_id, payload.errorType, len(body), xray_cause)
         await self._post(head, body)
 
     async def open_stream(
         self, request_id: str, content_type: str, first: bytes = b""
     ) -> ClientConnection:
-        """Start a streaming ``/response`` on a fresh connection; the head (and ``first``,
-        already framed: the prelude chunks) is sent in one write.
+        """Start a streaming ``/response`` on a pooled connection; the head (and ``first``,
+        already framed: the prelude chunks) is corked: it leaves at the end of this loop
+        iteration with the writes made by then (a small answer: head, prelude, body and end
+        in one send, where each send costs the receiver a wakeup too).
 
-        The caller writes chunks, ends the body, reads the response head, then closes it.
+        The caller writes chunks, ends the body (``conn.request_ended``), then hands the
+        connection to ``finish_stream``; a stream it drops instead it closes.
         """
-        conn = await self._connect(self.address)
+        head = self._heads.streaming_response(request_id, content_type)
+        conn = await self._acquire()
         conn.expect_response(b"POST")
-        conn.write(wire.streaming_response_request(self.address, request_id, content_type) + first)
+        try:
+            conn.write_corked(head + first)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     async def finish_stream(self, conn: ClientConnection) -> None:
-        """Read the answer to a streaming ``/response`` and close its connection.
+        """Read the answer to a streaming ``/response``, then pool its connection or close it.
+
+        Kept only when the body was ended (``0\r\n\r\n``, trailers or not) before the
+        answer came, and the answer was a 2xx with keep-alive: an early answer (413, 4xx) may
+        have left part of our body unread on the other side, and a cut stream left it unended.
 
         Raises:
             RuntimeApiRejected / RuntimeApiFatalError: as for buffered posts.
             RemoteProtocolError / BrokenResourceError: the connection broke first.
         """
+        clean = False
         try:
             head = await conn.read_head()
             body = await conn.read_all(MAX_API_BODY)
+            clean = conn.request_ended_first and 200 <= head.status < 300
         finally:
-            conn.close()
+            if clean:
+                self.release(conn)
+            else:
+                conn.close()
         self._raise_for(head, body)
 
 

@@ -13,7 +13,7 @@ import asyncio
 import collections
 import logging
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 from duplexlambda.errors import (
@@ -59,6 +59,11 @@ class ClientConnection(asyncio.Protocol):
         self._corked: list[bytes] = []
         self._corked_size = 0
         self._cork_scheduled = False
+        #: True when the request was ended (``end_request``) before its answer arrived
+        self.request_ended_first = False
+        #: called once if the connection is lost: set by whoever uses it for now (a response
+        #: stream cancels its handler), cleared when it hands the connection back
+        self.on_lost: Callable[[], None] | None = None
         self.closed: asyncio.Future[None] = self._loop.create_future()
 
     # --- asyncio.Protocol ------------------------------------------------------------------
@@ -93,6 +98,9 @@ class ClientConnection(asyncio.Protocol):
             self._drain_waiter.set_result(None)
         if not self.closed.done():
             self.closed.set_result(None)
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -180,6 +188,7 @@ class ClientConnection(asyncio.Protocol):
         if self._head_reader is not None or (self._body is not None and not self._body_done):
             raise BusyResourceError("a response is already pending on this connection")
         self._method = method
+        self.request_ended_first = False
         self._head_reader = HeadReader("response")
         self._body = None
         self._body_done = False
@@ -193,12 +202,22 @@ class ClientConnection(asyncio.Protocol):
         return self.transport
 
     def write(self, data: bytes | memoryview) -> None:
-        """Send bytes now (after anything corked); raises ``BrokenResourceError`` once the
-        connection broke."""
+        """Send bytes now, in one send with anything corked; raises ``BrokenResourceError``
+        once the connection broke."""
         transport = self._check_open()
         if self._corked:
+            # A handler's last write and the end of its body leave in one segment (one send,
+            # one wakeup of the receiver) instead of two.
+            self._corked.append(bytes(data))
             self.flush_cork()
-        transport.write(data)
+        else:
+            transport.write(data)
+
+    def end_request(self, data: bytes) -> None:
+        """Send the last bytes of a streamed request body (see ``write``), noting whether the
+        answer had already begun: a server that answered early may not have read it all."""
+        self.write(data)
+        self.request_ended_first = self.response is None and self._head_reader is not None
 
     def write_corked(self, data: bytes) -> None:
         """Queue bytes to go out at the end of this loop iteration, with whatever else is
@@ -263,6 +282,30 @@ class ClientConnection(asyncio.Protocol):
             self._head_waiter = self._loop.create_future()
         return await self._head_waiter
 
+    @property
+    def at_body_end(self) -> bool:
+        """True when the response body has ended cleanly and every piece has been read."""
+        return self._body_done and self._error is None and not self._pieces
+
+    def read_nowait(self) -> memoryview | bytes | None:
+        """What ``read()`` would return at once, without a coroutine; None when it would
+        wait, raise, or another task is reading (then ``read()`` says why)."""
+        if self._reader.busy:
+            return None
+        if self._pieces:
+            return self._take()
+        if self._body_done and self._error is None:
+            return b""
+        return None
+
+    def _take(self) -> memoryview | bytes:
+        piece = self._pieces.popleft()
+        self._buffered -= len(piece)
+        if self._paused and self._buffered <= READ_LOW and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return piece
+
     async def read(self) -> memoryview | bytes:
         """The next piece of the response body, ``b""`` at its end.
 
@@ -278,15 +321,19 @@ class ClientConnection(asyncio.Protocol):
                     raise self._error
                 self._data_waiter = self._loop.create_future()
                 await self._data_waiter
-            piece = self._pieces.popleft()
-            self._buffered -= len(piece)
-            if self._paused and self._buffered <= READ_LOW and self.transport is not None:
-                self._paused = False
-                self.transport.resume_reading()
-            return piece
+            return self._take()
 
     async def read_all(self, limit: int | None = None) -> bytes:
         """The whole response body (at most ``limit`` bytes)."""
+        if self._body_done and self._error is None and not self._paused:
+            # All of it is here already (the small answers that dominate): no read() calls.
+            with self._reader:
+                data = b"".join(self._pieces)
+                self._pieces.clear()
+                self._buffered = 0
+            if limit is not None and len(data) > limit:
+                raise RemoteProtocolError(f"response body larger than {limit} bytes")
+            return data
         parts = []
         size = 0
         while piece := await self.read():

@@ -48,7 +48,12 @@ from duplexlambda.protocol.runtime_api import (
 )
 from duplexlambda.runtime.client import RuntimeApiClient, RuntimeApiFatalError, RuntimeApiRejected
 from duplexlambda.runtime.connection import ClientConnection
-from duplexlambda.runtime.invocation import Cancelled, HandlerFault, ServedInvocation, call_sync
+from duplexlambda.runtime.invocation import (
+    Cancelled,
+    HandlerFault,
+    HandlerThreads,
+    ServedInvocation,
+)
 from duplexlambda.runtime.marshal import MarshalError as MarshalError
 from duplexlambda.runtime.marshal import marshal
 from duplexlambda.runtime.request import Request
@@ -67,6 +72,15 @@ INTERNAL_PATHS = (
 
 #: How much of an error message the runtime's own log line repeats (the report has more).
 LOGGED_MESSAGE = 4096
+
+#: The variables ``LambdaContext`` reads (context.py), read once at start.
+CONTEXT_ENV = (
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+)
 
 #: Seconds past its deadline an invocation may still wait for the Runtime API's answer.
 STALL_GRACE = 2.0
@@ -139,8 +153,14 @@ class Runtime:
         self.client = client if client is not None else RuntimeApiClient(config.address)
         self.hooks = hooks if hooks is not None else lifecycle
         self._stopping = False
-        self._polls: set[asyncio.Task[Any]] = set()
+        #: the workers now waiting on ``/next`` (only those are cancelled by ``stop()``)
+        self._polling: set[asyncio.Task[Any]] = set()
         self._workers: list[asyncio.Task[None]] = []
+        self._single = config.concurrency == 1
+        self._is_async = asyncio.iscoroutinefunction(handler)  # inspect once, not per call
+        self._threads = HandlerThreads()
+        #: the context's fields from the environment, read once: Lambda sets them at start
+        self._context_env = {name: os.environ[name] for name in CONTEXT_ENV if name in os.environ}
         self.exit_code = 0
         #: set once the init hooks have run and the loops poll ``/next``
         self.ready = asyncio.Event()
@@ -168,6 +188,7 @@ class Runtime:
             await asyncio.gather(*self._workers)
         finally:
             self.client.close()
+            self._threads.close()
             for hook in [*own.shutdown, *self.hooks.shutdown]:
                 try:
                     await hook()
@@ -178,24 +199,27 @@ class Runtime:
     def stop(self) -> None:
         """Stop polling; in-flight invocations finish first (SIGTERM)."""
         self._stopping = True
-        for poll in list(self._polls):
-            poll.cancel()
+        for worker in list(self._polling):
+            worker.cancel()
 
     def _fatal(self, why: str) -> None:
         log.error("%s: the runtime exits", why)
         self.exit_code = 1
         self._stopping = True
         current = asyncio.current_task()
-        for task in [*self._polls, *self._workers]:
+        for task in self._workers:
             if task is not current:
                 task.cancel()
 
     async def _worker(self) -> None:
+        # The poll is awaited here, not in a task of its own (a task per poll cost an event-loop
+        # pass and ~10 µs); ``stop()`` cancels this worker while it is in ``_polling``.
+        me = asyncio.current_task()
+        assert me is not None
         while not self._stopping:
-            poll = asyncio.get_running_loop().create_task(self.client.next())
-            self._polls.add(poll)
+            self._polling.add(me)
             try:
-                head, conn = await poll
+                head, conn = await self.client.next()
             except asyncio.CancelledError:
                 if self._stopping:
                     return
@@ -211,7 +235,7 @@ class Runtime:
                 await asyncio.sleep(0.1)
                 continue
             finally:
-                self._polls.discard(poll)
+                self._polling.discard(me)
             await self._serve_one(head, conn)
 
     # --- one invocation --------------------------------------------------------------------
@@ -219,8 +243,7 @@ class Runtime:
     async def _serve_one(self, head: InvocationHead, conn: ClientConnection) -> None:
         rid_token = request_id.set(head.request_id)
         trace_token = trace_id.set(head.trace_id)
-        single = self.config.concurrency == 1
-        if single:  # the env var is only safe when one invocation runs at a time
+        if self._single:  # the env var is only safe when one invocation runs at a time
             if head.trace_id:
                 os.environ["_X_AMZN_TRACE_ID"] = head.trace_id
             else:
@@ -259,7 +282,7 @@ class Runtime:
     async def _invoke(self, inv: ServedInvocation) -> None:
         head = inv.head
         try:
-            inv.context = LambdaContext.from_invocation(head)
+            inv.context = LambdaContext.from_invocation(head, self._context_env)
             await inv.read_event(self.style)
             await self._dispatch(inv)
         except Cancelled as why:
@@ -283,7 +306,7 @@ class Runtime:
             # cut us off at the deadline), which the response drops instead of reporting.
             await self._report(inv, exc)
         finally:
-            if inv.res is not None:
+            if inv.res is not None and inv.res.has_on_close:
                 await inv.res.run_on_close()
 
     async def _report(self, inv: ServedInvocation, exc: BaseException | None) -> None:
@@ -308,23 +331,24 @@ class Runtime:
         if self.style is Style.DUPLEX:
             req = Request(inv.source, event=inv.event, context=inv.context, http=inv.request)
             res = inv.response()
-            await inv.run(self.handler(req, res))
-            await res.end()
+            await inv.run(self.handler(req, res), then=res.end)
         elif self.style is Style.STREAMING:
             res = inv.response()
-            await inv.run(self.handler(inv.event, res, inv.context))
-            await res.end()
+            await inv.run(self.handler(inv.event, res, inv.context), then=res.end)
         else:
-            result = await inv.run(self._call_buffered(inv))
+            # Awaited in this worker, not in a task of its own: a buffered handler's context
+            # then carries over to this loop's next invocation, as in awslambdaric, which
+            # calls every handler in its one thread.
+            result = await inv.run_inline(self._call_buffered(inv))
             body, content_type = marshal(result)
             await self.client.post_response(inv.head.request_id, body, content_type)
 
     def _call_buffered(self, inv: ServedInvocation) -> Coroutine[Any, Any, Any]:
-        if asyncio.iscoroutinefunction(self.handler):
+        if self._is_async:
             coro: Coroutine[Any, Any, Any] = self.handler(inv.event, inv.context)
             return coro
         # A blocking handler must not stall other invocations or the deadline timer.
-        return asyncio.to_thread(call_sync, self.handler, inv.event, inv.context)
+        return self._threads.call(self.handler, inv.event, inv.context)
 
 
 def install_signal_handlers(runtime: Runtime) -> None:

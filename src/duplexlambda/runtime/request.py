@@ -66,10 +66,11 @@ class BytesSource(BodySource):
 class NextBody(BodySource):
     """The body of one ``/next`` answer, read off its connection as it arrives.
 
-    This object is the connection's only owner for the life of the invocation. ``settle()``
-    (called once by the invocation, when it has read the whole body or when it ends) hands the
+    This object is the connection's only owner until ``settle()`` (called when the body has
+    been read to its end, or by the invocation when it ends) hands the
     connection back to the client, which keeps it only when the body was read to its end;
-    from then on reads raise ``ClosedResourceError`` and never touch the connection, which may
+    from then on reads return ``b""`` (the end was seen) or raise ``ClosedResourceError``,
+    and never touch the connection, which may
     already carry the next invocation (a task the handler spawned must not read another
     caller's request).
     """
@@ -79,6 +80,7 @@ class NextBody(BodySource):
         self._release = release
         self._first: list[Buffer] = []
         self._settled = False
+        self._ended = False  # the body was read to its end
 
     @property
     def settled(self) -> bool:
@@ -89,6 +91,13 @@ class NextBody(BodySource):
         """Bytes read past the event prelude: the upload's first pieces."""
         self._first.extend(p for p in pieces if len(p))
 
+    def settle_if_ended(self) -> None:
+        """Hand the connection back now if the body has already ended with nothing left
+        unread (a request without an upload): the response can then reuse it."""
+        if not self._first and not self._settled and self._conn.at_body_end:
+            self._ended = True
+            self.settle()
+
     async def read_all(self) -> bytes:
         """The whole body (a plain event), then the connection is settled."""
         try:
@@ -98,15 +107,25 @@ class NextBody(BodySource):
 
     async def next_piece(self) -> Buffer:
         if self._settled:
+            if self._ended:
+                return b""  # it saw its end: still the end
             raise ClosedResourceError(_ENDED)
         if self._first:
             return self._first.pop(0)
-        try:
-            return await self._conn.read()
-        except (RemoteProtocolError, BrokenResourceError) as exc:
-            if self._settled:  # settled while this read waited: the connection was closed
-                raise ClosedResourceError(_ENDED) from None
-            raise BrokenResourceError(f"request body cut short: {exc}") from exc
+        piece = self._conn.read_nowait()  # the usual case: the bytes are already here
+        if piece is None:
+            try:
+                piece = await self._conn.read()
+            except (RemoteProtocolError, BrokenResourceError) as exc:
+                if self._settled:  # settled while this read waited: the connection was closed
+                    raise ClosedResourceError(_ENDED) from None
+                raise BrokenResourceError(f"request body cut short: {exc}") from exc
+        if not len(piece):
+            # The whole body is read: the connection is handed back now, so the response
+            # (or the next poll) can reuse it instead of opening another.
+            self._ended = True
+            self.settle()
+        return piece
 
     def settle(self) -> None:
         if not self._settled:
@@ -289,19 +308,20 @@ class Request:
             del self._buf[: end + 1]
             return data
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
         """The body chunk by chunk, as it arrives."""
-        if self._buf:
-            data = bytes(self._buf)
-            self._buf.clear()
-            yield data
-        while True:
-            with self._reader:
-                piece = b"" if self._eof else await self._source.next_piece()
-            if not piece:
-                self._eof = True
-                return
-            yield bytes(piece)
+        # An iterator object, not an async generator: asyncio registers every async
+        # generator (a WeakSet entry and a finalizer hook per ``async for``).
+        return _Pieces(self)
+
+    async def _next_piece(self) -> bytes | None:
+        """The next piece for ``async for``; None at the end of the body."""
+        with self._reader:
+            piece = b"" if self._eof else await self._source.next_piece()
+        if not piece:
+            self._eof = True
+            return None
+        return bytes(piece)
 
     async def lines(self, encoding: str = "utf-8") -> AsyncIterator[str]:
         """Decoded lines without their line ending; a last line without ``\\n`` counts."""
@@ -315,3 +335,26 @@ class Request:
     async def json(self) -> Any:
         """The whole body as JSON (msgspec)."""
         return msgspec.json.decode(await self.read())
+
+
+class _Pieces(AsyncIterator[bytes]):
+    """``async for piece in req``: what ``read()``s left buffered first, then each piece."""
+
+    __slots__ = ("_first", "_req")
+
+    def __init__(self, req: Request) -> None:
+        self._req = req
+        self._first = True
+
+    async def __anext__(self) -> bytes:
+        req = self._req
+        if self._first:
+            self._first = False
+            if req._buf:
+                data = bytes(req._buf)
+                req._buf.clear()
+                return data
+        piece = await req._next_piece()
+        if piece is None:
+            raise StopAsyncIteration
+        return piece

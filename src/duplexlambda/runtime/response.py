@@ -115,6 +115,13 @@ class ResponseHeaders(MutableMapping[str, str]):
 
 OnClose = Callable[[], Awaitable[None] | None]
 
+#: Framed preludes by (front, status, fields, cookies): most functions answer with a handful
+#: of distinct heads, and building one (front rules, JSON, framing) cost more than the rest of
+#: opening the stream. Cleared when full, so odd heads cannot grow it.
+_PreludeKey = tuple[Front, int, tuple[tuple[str, str], ...], tuple[str, ...]]
+_PRELUDES: dict[_PreludeKey, bytes] = {}
+_PRELUDES_KEPT = 256
+
 
 class Response:
     """The invocation's response as an async writable, in the format its front reads.
@@ -286,10 +293,23 @@ class Response:
 
     def _prelude_frames(self) -> bytes:
         assert self._front is not None
-        prelude = streaming_prelude(self._front, self._status, self._fields(), self._cookies)
-        # Two chunks: cargo-lambda takes the first chunk as the whole prelude (docs/runtime-api.md
-        # P3).
-        return self._encoder.data(encode_prelude(prelude)) + self._encoder.data(DELIMITER)
+        fields = self._fields()
+        key: _PreludeKey = (self._front, self._status, tuple(fields), tuple(self._cookies))
+        cacheable = True
+        try:
+            frames = _PRELUDES.get(key)
+        except TypeError:  # a value that is not hashable (not a str): built every time
+            frames, cacheable = None, False
+        if frames is None:
+            prelude = streaming_prelude(self._front, self._status, fields, self._cookies)
+            # Two chunks: cargo-lambda takes the first chunk as the whole prelude
+            # (docs/runtime-api.md P3).
+            frames = self._encoder.data(encode_prelude(prelude)) + self._encoder.data(DELIMITER)
+            if cacheable:
+                if len(_PRELUDES) >= _PRELUDES_KEPT:
+                    _PRELUDES.clear()
+                _PRELUDES[key] = frames
+        return frames
 
     def _gather(self) -> BufferedAnswer:
         """A buffered front's answer, begun at the first write (the metadata is fixed then)."""
@@ -316,7 +336,7 @@ class Response:
             # The prelude and the NULs are two chunks (cargo-lambda needs that), sent with the
             # request head in one write.
             conn = await self._client.open_stream(self._request_id, content_type, frames)
-            conn.closed.add_done_callback(self._connection_closed)
+            conn.on_lost = self._connection_lost
             self._conn = conn
             self._state = StreamState.STREAMING
             self._starting.set_result(None)
@@ -326,9 +346,23 @@ class Response:
             self._starting.exception()  # retrieved: the caller re-raises it
             raise
 
-    def _connection_closed(self, _fut: asyncio.Future[None]) -> None:
+    def _connection_lost(self) -> None:
         if self._state is StreamState.STREAMING and self._on_broken is not None:
             self._on_broken()
+
+    async def _finish(self, conn: ClientConnection, last: bytes) -> None:
+        """End the body with ``last``, read the answer, and hand the connection back: from
+        then on it may carry another invocation, so this response forgets it."""
+        conn.on_lost = None
+        try:
+            try:
+                conn.end_request(last)
+            except BaseException:
+                conn.close()
+                raise
+            await self._client.finish_stream(conn)  # pools it, or closes it
+        finally:
+            self._conn = None
 
     async def write(self, data: Buffer | str) -> None:
         """Send ``data`` as one chunk (an empty write sends nothing); for a buffered front,
@@ -359,9 +393,10 @@ class Response:
         conn = await self._start()
         self._check_writable()
         if len(data):
-            conn.write(self._encoder.data(data))
+            conn.write_corked(self._encoder.data(data))
             self.bytes_sent += len(data)
-        await conn.drain()
+        if conn.needs_drain:
+            await conn.drain()
 
     async def writelines(self, chunks: Iterable[Buffer | str]) -> None:
         """Send each item as its own chunk, framed in one batch."""
@@ -413,8 +448,7 @@ class Response:
             return
         conn = await self._start()
         self._state = StreamState.ENDED
-        conn.write(self._encoder.end())
-        await self._client.finish_stream(conn)
+        await self._finish(conn, self._encoder.end())
 
     async def fail(self, payload: ErrorPayload | None, xray_cause: bytes | None = None) -> None:
         """Report that the invocation failed, the one way its state still allows.
@@ -435,8 +469,7 @@ class Response:
         try:
             if self._conn is not None:
                 self._state = StreamState.ERRORED
-                self._conn.write(self._encoder.end(error_trailers(payload)))
-                await self._client.finish_stream(self._conn)
+                await self._finish(self._conn, self._encoder.end(error_trailers(payload)))
             else:
                 self.abort()
                 await self._client.post_error(self._request_id, payload, xray_cause)
@@ -452,6 +485,11 @@ class Response:
             self._conn.close()
         if not self.closed:
             self._state = StreamState.ERRORED
+
+    @property
+    def has_on_close(self) -> bool:
+        """True when ``on_close`` callbacks wait to run (most responses have none)."""
+        return bool(self._on_close)
 
     async def run_on_close(self) -> None:
         """Run the ``on_close`` callbacks; their errors are logged, never raised."""
