@@ -104,7 +104,12 @@ class ApiConnection:
     """One keep-alive HTTP/1.1 connection to the Runtime API, on a blocking socket."""
 
     def __init__(self, host: str, port: int) -> None:
-        self._address = (host, port)
+        # bytes: getaddrinfo encodes a str host with the idna codec, whose import (unicodedata,
+        # stringprep) costs a millisecond or two of every cold start
+        self._address: tuple[str | bytes, int] = (
+            host.encode("ascii") if host.isascii() else host,
+            port,
+        )
         self._sock: socket.socket | None = None
         self._buf = b""
         self._shut = False
@@ -191,7 +196,7 @@ class ApiConnection:
         if self._shut:
             raise _ClosedBeforeAnswer
         if self._sock is None:
-            sock = socket.create_connection(self._address)
+            sock = socket.create_connection(self._address)  # type: ignore[arg-type]  # bytes host: fine at run time
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = sock
         if body:
