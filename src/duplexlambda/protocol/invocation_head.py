@@ -11,12 +11,7 @@ from duplexlambda.errors import LocalProtocolError, RemoteProtocolError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Protocol
-
-    class HeaderLookup(Protocol):
-        """Anything with a case-insensitive ``get(name) -> bytes | None``."""
-
-        def get(self, name: str) -> bytes | None: ...
+    from collections.abc import Iterable
 
 
 #: Who we are, in every request to the Runtime API.
@@ -113,41 +108,64 @@ def check_request_id(request_id: str) -> str:
     return request_id
 
 
-def parse_next(headers: HeaderLookup, now_ms: int) -> InvocationHead:
-    """Read the invocation's metadata from the ``/next`` response headers.
+#: The ``/next`` header fields read, lowercased, each to its slot in ``parse_next``.
+_NEXT_FIELDS = {
+    name.lower().encode("latin-1"): slot
+    for slot, name in enumerate(
+        (
+            H_REQUEST_ID,
+            H_DEADLINE,
+            H_ARN,
+            H_TRACE,
+            H_CLIENT_CONTEXT,
+            H_COGNITO,
+            H_TENANT,
+            "Content-Type",
+        )
+    )
+}
+
+
+def parse_next(fields: Iterable[tuple[bytes, bytes]], now_ms: int) -> InvocationHead:
+    """Read the invocation's metadata from the ``/next`` response's header fields.
+
+    One pass over the raw ``(name, value)`` pairs, keeping the first of each name: both
+    engines read ``/next`` here (the asyncio one gives ``Headers.raw``), and building a
+    lookup index first would cost more than the whole parse.
 
     Args:
-        headers: the response headers (case-insensitive ``get``).
+        fields: the response's header fields, as received.
         now_ms: the current epoch time in ms; used when an emulator sends no deadline.
 
     Raises:
         RemoteProtocolError: no request id (aws-lambda-cpp fails ``next`` then too).
     """
-    request_id = (headers.get(H_REQUEST_ID) or b"").decode("latin-1")
+    found: list[bytes | None] = [None] * len(_NEXT_FIELDS)
+    for name, value in fields:
+        slot = _NEXT_FIELDS.get(name.lower())
+        if slot is not None and found[slot] is None:
+            found[slot] = value
+    rid, raw_deadline, arn, trace, client_context, cognito, tenant, ctype = found
+    request_id = rid.decode("latin-1") if rid else ""
     if not request_id:
         raise RemoteProtocolError(f"/next response without {H_REQUEST_ID}")
-    raw_deadline = headers.get(H_DEADLINE) or b""
     try:
-        deadline = int(raw_deadline)
+        deadline = int(raw_deadline or b"")
     except ValueError:
         deadline = 0
     # cargo-lambda sends a constant 600000 (not an epoch, docs/runtime-api.md P3): read small
     # values as relative.
     if deadline < 10**12:
         deadline = now_ms + (deadline or DEFAULT_TIMEOUT_MS)
-    content_type = (headers.get("content-type") or b"application/json").decode("latin-1")
-    arn = headers.get(H_ARN)
-    trace = headers.get(H_TRACE)
-    tenant = headers.get(H_TENANT)
     return InvocationHead(
         request_id=request_id,
         deadline_ms=deadline,
         invoked_function_arn=arn.decode("latin-1") if arn else "",
         trace_id=trace.decode("latin-1") if trace else None,
-        client_context=_json_text(headers.get(H_CLIENT_CONTEXT)),
-        cognito_identity=_json_text(headers.get(H_COGNITO)),
+        client_context=_json_text(client_context),
+        cognito_identity=_json_text(cognito),
         tenant_id=tenant.decode("latin-1") if tenant else None,
-        content_type=content_type,
+        content_type=(ctype or b"application/json").decode("latin-1"),
     )
 
 

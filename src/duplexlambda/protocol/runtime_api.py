@@ -16,8 +16,6 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from duplexlambda.errors import RemoteProtocolError
-
 # The /next side and printable text live in light modules of their own (cold start);
 # re-exported here for the rest of the package.
 from . import invocation_head, text
@@ -422,64 +420,11 @@ def error_trailers(payload: ErrorPayload) -> list[tuple[str, str]]:
 # --- the /next response ----------------------------------------------------------------------
 
 
-#: The ``/next`` header fields read, lowercased, each to its slot in ``parse_next``.
-_NEXT_FIELDS = {
-    name.lower().encode("latin-1"): slot
-    for slot, name in enumerate(
-        (
-            H_REQUEST_ID,
-            H_DEADLINE,
-            H_ARN,
-            H_TRACE,
-            H_CLIENT_CONTEXT,
-            H_COGNITO,
-            H_TENANT,
-            "Content-Type",
-        )
-    )
-}
-
-
 def parse_next(headers: Headers, now_ms: int) -> InvocationHead:
-    """Read the invocation's metadata from the ``/next`` response headers.
-
-    One pass over the fields, keeping the first of each name (as ``Headers.get`` does):
-    building the headers' lookup index first cost more than the whole parse. The blocking
-    engine reads its own fields with ``invocation_head.parse_next``; both give the same head.
-
-    Args:
-        headers: the response headers.
-        now_ms: the current epoch time in ms; used when an emulator sends no deadline.
+    """Read the invocation's metadata from the ``/next`` response headers
+    (``invocation_head.parse_next`` over their raw fields).
 
     Raises:
-        RemoteProtocolError: no request id (aws-lambda-cpp fails ``next`` then too).
+        RemoteProtocolError: no request id.
     """
-    found: list[bytes | None] = [None] * len(_NEXT_FIELDS)
-    for name, value in headers.raw:
-        slot = _NEXT_FIELDS.get(name.lower())
-        if slot is not None and found[slot] is None:
-            found[slot] = value
-    rid, raw_deadline, arn, trace, client_context, cognito, tenant, ctype = found
-    request_id = rid.decode("latin-1") if rid else ""
-    if not request_id:
-        raise RemoteProtocolError(f"/next response without {H_REQUEST_ID}")
-    try:
-        deadline = int(raw_deadline or b"")
-    except ValueError:
-        deadline = 0
-    # cargo-lambda sends a constant 600000 (not an epoch, docs/runtime-api.md P3): read small values
-    # as relative.
-    if deadline < 10**12:
-        deadline = now_ms + (deadline or 900_000)
-    return InvocationHead(
-        request_id=request_id,
-        deadline_ms=deadline,
-        invoked_function_arn=arn.decode("latin-1") if arn else "",
-        trace_id=trace.decode("latin-1") if trace else None,
-        # JSON documents: UTF-8 when a platform sends raw non-ASCII; undecodable bytes become
-        # U+FFFD instead of failing the whole /next (the context parser judges the rest).
-        client_context=client_context.decode("utf-8", "replace") if client_context else None,
-        cognito_identity=cognito.decode("utf-8", "replace") if cognito else None,
-        tenant_id=tenant.decode("latin-1") if tenant else None,
-        content_type=(ctype or b"application/json").decode("latin-1"),
-    )
+    return invocation_head.parse_next(headers.raw, now_ms)

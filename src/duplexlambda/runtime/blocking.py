@@ -82,22 +82,14 @@ class _Stop(BaseException):
 
 
 class Fields:
-    """Response header fields by lower-case name (the last of a repeated field wins)."""
+    """A response's header fields: as received (``raw``, names lower-cased) and by name (the
+    first of a repeated field, as ``protocol/http1.Headers`` reads them)."""
 
-    __slots__ = ("_by_name",)
+    __slots__ = ("by_name", "raw")
 
-    def __init__(self, by_name: dict[bytes, bytes]) -> None:
-        self._by_name = by_name
-
-    def get(self, name: str) -> bytes | None:
-        key = _KEYS.get(name)
-        if key is None:
-            key = _KEYS[name] = name.lower().encode("latin-1")
-        return self._by_name.get(key)
-
-
-#: Field names as looked up (``str``, any case) -> as stored: parsed once per name.
-_KEYS: dict[str, bytes] = {}
+    def __init__(self) -> None:
+        self.raw: list[tuple[bytes, bytes]] = []
+        self.by_name: dict[bytes, bytes] = {}
 
 
 class ApiConnection:
@@ -231,10 +223,11 @@ class ApiConnection:
             end = buf.find(b"\r\n\r\n")
         status, fields, keep_alive = _parse_head(buf[:end])
         self._buf = buf[end + 4 :]
-        if fields.get("transfer-encoding") is not None:
-            body = self._read_chunked(fields)
+        coding = fields.by_name.get(b"transfer-encoding")
+        if coding is not None:
+            body = self._read_chunked(coding)
         else:
-            body = self._read_length(fields.get("content-length"))
+            body = self._read_length(fields.by_name.get(b"content-length"))
         if not keep_alive:
             self.close()
         return status, fields, body
@@ -262,12 +255,12 @@ class ApiConnection:
         self._buf = buf[length:]
         return buf[:length]
 
-    def _read_chunked(self, fields: Fields) -> bytes:
+    def _read_chunked(self, coding: bytes) -> bytes:
         # Only our emulator's live request stream is chunked: rare enough to load the codec
         # for it when it first comes.
         from duplexlambda.protocol.http1 import ChunkedReader
 
-        if (fields.get("transfer-encoding") or b"").strip().lower() != b"chunked":
+        if coding.strip().lower() != b"chunked":
             raise RemoteProtocolError("unsupported transfer-coding from the Runtime API")
         reader = ChunkedReader()
         parts: list[bytes] = [bytes(p) for p in reader.feed(self._buf)]
@@ -292,25 +285,27 @@ def _parse_head(head: bytes) -> tuple[int, Fields, bool]:
     Minimal on purpose: the peer is the Lambda service (or an emulator), and this runs twice
     per invocation. Field names stay bytes, lower-cased in one call each.
     """
+    fields = Fields()
     lines = head.split(b"\r\n")
     status_line = lines[0]
     code = status_line[9:12]
     if not status_line.startswith(b"HTTP/1.") or not code.isdigit():
         raise RemoteProtocolError(f"malformed status line from the Runtime API: {status_line!r}")
-    by_name: dict[bytes, bytes] = {}
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
         if not colon or not name or name[-1:] in _SPACE:
             raise RemoteProtocolError(f"malformed header field from the Runtime API: {line!r}")
-        by_name[name.lower()] = value.strip(b" \t")
-    connection = by_name.get(b"connection")
+        field = (name.lower(), value.strip(b" \t"))
+        fields.raw.append(field)
+        fields.by_name.setdefault(*field)
+    connection = fields.by_name.get(b"connection")
     keep_alive = True
     if connection is not None or status_line[7:8] != b"1":  # HTTP/1.0, or a Connection field
         connection = (connection or b"").lower()
         keep_alive = b"close" not in connection and (
             status_line[7:8] == b"1" or b"keep-alive" in connection
         )
-    return int(code), Fields(by_name), keep_alive
+    return int(code), fields, keep_alive
 
 
 _SPACE = (b" ", b"\t")
@@ -470,7 +465,7 @@ class BlockingRuntime:
         if status != 200:
             return self._bad_next(status, payload)
         try:
-            head = parse_next(fields, int(time.time() * 1000))
+            head = parse_next(fields.raw, int(time.time() * 1000))
             check_request_id(head.request_id)  # it goes into the answer's request target
         except (RemoteProtocolError, LocalProtocolError) as exc:
             log.error("bad /next answer: %s", exc)
