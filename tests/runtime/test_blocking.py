@@ -502,3 +502,50 @@ def test_lifecycle_is_still_a_plain_value() -> None:
     hooks = Lifecycle()
     assert hooks.init == []
     assert hooks.shutdown == []
+
+
+def test_a_refused_connect_is_retried_with_backoff() -> None:
+    """As the asyncio engine: the Runtime API may start listening a moment after us."""
+    import socket
+    import time
+
+    from duplexlambda.runtime.blocking import ApiConnection
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there yet
+
+    def late_server() -> None:
+        time.sleep(0.2)
+        with socket.create_server(("127.0.0.1", port)) as server:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok")
+
+    thread = threading.Thread(target=late_server, daemon=True)
+    thread.start()
+    conn = ApiConnection("127.0.0.1", port)
+    try:
+        status, fields, body = conn.exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    finally:
+        conn.close()
+    thread.join(5)
+    assert (status, body) == (202, b"ok")
+    assert fields.by_name[b"content-length"] == b"2"
+
+
+def test_an_unreachable_api_fails_after_the_last_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from duplexlambda.runtime import blocking
+
+    monkeypatch.setattr(blocking, "CONNECT_RETRY_DELAYS", (0.01, 0.01))
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    conn = blocking.ApiConnection("127.0.0.1", port)
+    with pytest.raises(ConnectionRefusedError):
+        conn.exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

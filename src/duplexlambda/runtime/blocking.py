@@ -51,6 +51,9 @@ MAX_HEAD = 64 * 1024
 MAX_API_BODY = 64 * 1024
 #: How much of an error message the runtime's own log line repeats (as the asyncio engine).
 LOGGED_MESSAGE = 4096
+#: Pauses between attempts to connect to the Runtime API (both engines): exponential backoff,
+#: 8 attempts in about 5 s, then the runtime exits non-zero.
+CONNECT_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0)
 #: What ``LambdaContext`` reads from the environment.
 FUNCTION_ENV = (
     "AWS_LAMBDA_FUNCTION_NAME",
@@ -188,13 +191,26 @@ class ApiConnection:
         if self._shut:
             raise _ClosedBeforeAnswer
         if self._sock is None:
-            sock = socket.create_connection(self._address)  # type: ignore[arg-type]  # bytes host: fine at run time
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._sock = sock
+            self._sock = self._connect()
         if body:
             self._sock.sendmsg([request, body])  # one segment, no copy of the body
         else:
             self._sock.sendall(request)
+
+    def _connect(self) -> socket.socket:
+        """A new connection; a refused or reset one is retried as the asyncio engine does."""
+        for delay in (*CONNECT_RETRY_DELAYS, None):
+            try:
+                sock = socket.create_connection(self._address)  # type: ignore[arg-type]  # bytes host
+            except OSError as exc:
+                if delay is None:
+                    raise
+                log.warning("Runtime API unreachable (%s); retrying", exc)
+                time.sleep(delay)
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        raise AssertionError("unreachable")
 
     def _recv(self) -> bytes:
         assert self._sock is not None

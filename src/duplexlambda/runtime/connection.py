@@ -24,6 +24,7 @@ from duplexlambda.errors import (
 )
 from duplexlambda.protocol.http1 import BodyReader, HeadReader, ResponseHead, body_reader
 from duplexlambda.protocol.runtime_api import RuntimeApiAddress
+from duplexlambda.runtime.blocking import CONNECT_RETRY_DELAYS
 
 log = logging.getLogger("duplexlambda.transport")
 
@@ -357,15 +358,13 @@ async def connect(address: RuntimeApiAddress, *, attempts: int = 8) -> ClientCon
         OSError: the Runtime API could not be reached after ``attempts`` tries.
     """
     loop = asyncio.get_running_loop()
-    delay = 0.05
-    for attempt in range(attempts):
+    for delay in (*CONNECT_RETRY_DELAYS[: attempts - 1], None):
         try:
             _, protocol = await loop.create_connection(ClientConnection, address.host, address.port)
             return protocol
         except OSError as exc:
-            if attempt == attempts - 1:
+            if delay is None:
                 raise
             log.warning("Runtime API at %s unreachable (%s); retrying", address.host_header, exc)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
     raise AssertionError("unreachable")
